@@ -1,0 +1,1 @@
+"""Command-line interface (typer + rich). Heavy imports (torch, lava) happen inside commands."""
