@@ -1,0 +1,23 @@
+# ptsnn: two commands do everything (see README):
+#   make demo   - install the stack into .venv (first time only) and run the main job on the embedded default
+#   make test   - install (first time only) and run the test suite (what CI runs, via .ci/run)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-all bench clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+demo: setup
+	$(VENV)/bin/ptsnn smoke --out runs/smoke
+
+test: setup
+	@bash scripts/run_tests.sh
+
+# everything, the slow Lava runs included
+test-all: setup
+	@bash scripts/run_tests.sh -m "slow or not slow"
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,43 @@
+"""`ptsnn`: the umbrella command. Each verb is a stage of the pipeline."""
+
+from __future__ import annotations
+
+import typer
+
+from ptsnn.cli._app import console, new_app, run_app
+from ptsnn.cli.smoke_cmd import smoke
+
+app = new_app("ptsnn", "ptsnn: spiking speech-emotion networks from PyTorch to Loihi-style hardware.")
+app.command()(smoke)
+
+
+def _register_optional() -> None:
+    """Sub-apps of later stages; each module owns its verbs."""
+    from ptsnn.cli.profiles_cmd import profiles_app
+
+    app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
+
+
+_register_optional()
+
+
+@app.command()
+def info() -> None:
+    """Versions of the stack ptsnn runs on (Python, torch, numpy, Lava, lava-dl, norse, nir)."""
+    import platform
+    from importlib import metadata
+
+    console.print(f"python {platform.python_version()}")
+    for dist in ("ptsnn", "torch", "numpy", "lava-nc", "lava-dl", "norse", "nir", "onnx", "onnxruntime", "transformers"):
+        try:
+            console.print(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            console.print(f"{dist} [red]not installed[/]")
+
+
+def main() -> None:
+    run_app(app, "ptsnn")
+
+
+if __name__ == "__main__":
+    main()

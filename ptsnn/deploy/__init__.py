@@ -1,0 +1,1 @@
+"""Deploy stage: Lava process graphs, the fast bit-exact simulator, verification and hygiene for Lava runs."""

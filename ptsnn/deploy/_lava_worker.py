@@ -1,0 +1,56 @@
+"""Child process that runs netx networks in Lava's CPU simulation (``fixed_pt``).
+
+Started by :mod:`ptsnn.deploy.lava_runner` in its own session so that the parent can always kill the whole
+process group (Lava's runtime forks its own processes and hangs rather than fails when one of them dies).
+Protocol: ``python -m ptsnn.deploy._lava_worker JOB.npz RESULT.npz``; the job holds ``netx_path``,
+``inputs`` ``[batch, neurons, time]`` and ``input_message_bits``; the result holds ``layer_<i>``
+``[batch, neurons, time]`` for every netx layer process and is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+
+def run_job(job_path: str, result_path: str) -> None:
+    from ptsnn import compat
+
+    compat.apply()
+    from lava.lib.dl.netx import hdf5
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    job = np.load(job_path, allow_pickle=False)
+    netx_path = str(job["netx_path"])
+    inputs = job["inputs"].astype(np.int32)
+    message_bits = int(job["input_message_bits"])
+    batch, steps = inputs.shape[0], inputs.shape[-1]
+    per_layer: dict[int, list[np.ndarray]] = {}
+    for b in range(batch):
+        net = hdf5.Network(net_config=netx_path, input_message_bits=message_bits)
+        source = Source(data=inputs[b].reshape(*net.inp.shape, steps))
+        source.s_out.connect(net.inp)
+        sinks = []
+        for layer in net.layers:
+            sink = Sink(shape=layer.out.shape, buffer=steps)
+            layer.out.connect(sink.a_in)
+            sinks.append(sink)
+        print(f"lava: sample {b + 1}/{batch}, {steps} steps, {len(net.layers)} layers", file=sys.stderr, flush=True)
+        try:
+            net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            for i, sink in enumerate(sinks):
+                per_layer.setdefault(i, []).append(sink.data.get().astype(np.int32))
+        finally:
+            net.stop()
+    tmp = result_path + ".tmp.npz"
+    np.savez(tmp, **{f"layer_{i}": np.stack(v) for i, v in per_layer.items()})
+    os.replace(tmp, result_path)
+
+
+if __name__ == "__main__":
+    run_job(sys.argv[1], sys.argv[2])

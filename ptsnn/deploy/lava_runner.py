@@ -1,0 +1,89 @@
+"""Run netx networks in Lava's CPU simulation safely: in a child process group, with a timeout, always
+cleaned up, failures reported as one line with the log kept.
+
+Lava's runtime starts processes of its own and, when one of them dies, tends to hang instead of failing.
+So the whole Lava run lives in a separate session (``start_new_session=True``); whatever happens (success,
+error, timeout, Ctrl-C) the parent kills that process group in ``finally``, and no Lava process survives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ptsnn.errors import LavaRunError
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass
+class LavaResult:
+    layer_outputs: list[np.ndarray]  # per netx layer process: [batch, neurons, time] int32
+    log_path: Path | None
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.layer_outputs[-1]
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
+             timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None) -> LavaResult:
+    """Run ``inputs`` (``[batch, neurons, time]`` or ``[neurons, time]``) through the netx network in Lava
+    (``Loihi2SimCfg(select_tag='fixed_pt')``), one fresh network per sample."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim == 2:
+        inputs = inputs[None]
+    with tempfile.TemporaryDirectory(prefix="ptsnn-lava-") as work:
+        job, result = Path(work, "job.npz"), Path(work, "result.npz")
+        np.savez(job, netx_path=str(Path(netx_path).resolve()), inputs=inputs.astype(np.int32),
+                 input_message_bits=int(input_message_bits))
+        log_path = Path(log_dir or work, "lava.log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "ptsnn.deploy._lava_worker", str(job), str(result)],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env)
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                _kill_group(proc)  # also reaps Lava's own children after a normal exit
+        if code is None or code != 0 or not result.exists():
+            kept = _keep_log(log_path, log_dir)
+            last = _last_line(kept)
+            what = f"timed out after {timeout_s:.0f} s" if code is None else f"failed (exit {code})"
+            raise LavaRunError(f"Lava run of {Path(netx_path).name} {what}: {last} (log: {kept})")
+        with np.load(result) as data:
+            outputs = [data[f"layer_{i}"] for i in range(len(data.files))]
+        return LavaResult(outputs, Path(log_dir, "lava.log") if log_dir else None)
+
+
+def _keep_log(log_path: Path, log_dir) -> Path:
+    if log_dir:
+        return log_path
+    kept = Path(tempfile.mkdtemp(prefix="ptsnn-lava-log-")) / "lava.log"
+    kept.write_bytes(log_path.read_bytes())
+    return kept
+
+
+def _last_line(log_path: Path) -> str:
+    lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+    return (errors or lines or ["no output"])[-1][:300]
