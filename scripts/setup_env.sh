@@ -26,13 +26,15 @@ fi
 echo "setup: creating $VENV with $($PY --version)"
 "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# pip warns about every package missing from a local extra index (machine pip config): noise, filtered.
+pip_install() { "${PIP[@]}" install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 FIND=()
 # The machine image ships the CPU build of torch 2.13.0 as a local wheel.
 [ -d /opt/wheels ] && FIND=(--find-links /opt/wheels)
-"${PIP[@]}" install -q --upgrade "pip>=24" "setuptools>=68" wheel
-"${PIP[@]}" install -q "${FIND[@]}" -c requirements/lock.txt "torch==2.13.0"
-"${PIP[@]}" install -q "${FIND[@]}" -c requirements/lock.txt -e ".[dev]"
-"${PIP[@]}" install -q "${FIND[@]}" -c requirements/lock.txt --no-deps --ignore-requires-python \
+pip_install --upgrade "pip>=24" "setuptools>=68" wheel
+pip_install "${FIND[@]}" -c requirements/lock.txt "torch==2.13.0"
+pip_install "${FIND[@]}" -c requirements/lock.txt -e ".[dev]"
+pip_install "${FIND[@]}" -c requirements/lock.txt --no-deps --ignore-requires-python \
   lava-nc==0.10.0 lava-dl==0.6.0 norse==1.1.0 setuptools_scm
 # Check that nothing replaced the CPU torch or brought numpy 2.
 "$VENV/bin/python" - <<'PY'
