@@ -17,6 +17,12 @@ def _register_optional() -> None:
 
     app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
 
+    from ptsnn.cli.model_cmd import model_app
+    from ptsnn.cli.train_cmd import train
+
+    app.command("train")(train)
+    app.add_typer(model_app, name="model", help="Inspect model configurations: summary.")
+
 
 _register_optional()
 

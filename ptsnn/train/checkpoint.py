@@ -1,0 +1,261 @@
+"""Checkpoints: a dict of plain types and tensors only, written atomically, read only with ``weights_only``.
+
+Format (``format: "ptsnn-checkpoint"``, ``format_version: 1``)::
+
+    state_dict      {name: tensor}  the model's parameters and buffers (quantization state included)
+    config          Config.to_dict()
+    label_map       {label: class index}
+    frontend        the front end's spec (``build_frontend(spec)`` rebuilds it)
+    versions        {"ptsnn", "torch", "python"}
+    quantized       bool (must agree with the state dict's ``quantized_flag``)
+    metrics         plain dict (JSON types)
+    format, format_version
+
+Saving goes through a temporary file in the target folder and ``os.replace``, so a reader never sees a
+half-written checkpoint. Loading uses ``torch.load(path, map_location="cpu", weights_only=True)`` (no
+arbitrary pickled objects can run code) and validates everything; each problem is a one-line
+:class:`~ptsnn.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import platform
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ptsnn.errors import InputError, PtsnnError
+
+FORMAT = "ptsnn-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "state_dict", "config", "label_map", "frontend", "versions", "quantized")
+
+
+def versions() -> dict[str, str]:
+    from ptsnn import __version__
+
+    return {"ptsnn": str(__version__), "torch": str(torch.__version__), "python": platform.python_version()}
+
+
+def _plain(value: Any, where: str = "metrics") -> Any:
+    """JSON-typed copy (dict/list/str/int/float/bool/None); numpy scalars and 0-d tensors become numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalar
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain type")
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    config: Any  # ptsnn.train.config.Config
+    label_map: dict[str, int]
+    frontend: dict
+    versions: dict[str, str]
+    quantized: bool
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return [k for k, _ in sorted(self.label_map.items(), key=lambda kv: kv[1])]
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config, label_map: Mapping[str, int],
+                    frontend: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` (a PTSSNN, unwrapped from DDP) and its context to ``path`` atomically."""
+    p = Path(path)
+    module = getattr(model, "module", model)
+    state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": state,
+        "config": _plain(config.to_dict() if hasattr(config, "to_dict") else config, "config"),
+        "label_map": {str(k): int(v) for k, v in label_map.items()},
+        "frontend": _plain(dict(frontend), "frontend"),
+        "versions": versions(),
+        "quantized": bool(getattr(module, "quantized", False)),
+        "metrics": _plain(dict(metrics or {}), "metrics"),
+    }
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _torch_load(p: Path) -> Any:
+    if not p.exists():
+        raise InputError(f"{p}: checkpoint not found")
+    if not p.is_file():
+        raise InputError(f"{p}: not a file (expected a ptsnn checkpoint .pt)")
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError(f"{p}: empty file (truncated checkpoint?)")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    is_zip_start = head == b"PK\x03\x04"
+    if is_zip_start and not zipfile.is_zipfile(p):
+        raise InputError(f"{p}: truncated or damaged checkpoint (its zip directory is missing)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Unsupported global" in text or "not an allowed global" in text:
+            raise InputError(f"{p}: refused: the file holds pickled Python objects other than tensors and plain "
+                             "types (loading it could run code; not a ptsnn checkpoint)") from None
+        raise InputError(f"{p}: not a PyTorch checkpoint (cannot unpickle: {_short(exc)})") from None
+    except Exception as exc:  # RuntimeError, EOFError, struct.error, ...: unreadable either way
+        if is_zip_start:
+            raise InputError(f"{p}: truncated or damaged checkpoint ({_short(exc)})") from None
+        raise InputError(f"{p}: not a PyTorch checkpoint file ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160] + ("..." if len(text) > 160 else "")
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Load and validate a checkpoint's container (format, fields, tensors finite); the state dict is
+    checked against the model by :func:`load_model`."""
+    from ptsnn.train.config import Config
+
+    p = Path(path)
+    obj = _torch_load(p)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        what = f"a {type(obj).__name__}" if not isinstance(obj, dict) else "a dict without format='ptsnn-checkpoint'"
+        if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
+            what = "a bare state dict"
+        raise InputError(f"{p}: not a ptsnn checkpoint (it holds {what})")
+    fv = obj.get("format_version")
+    if not isinstance(fv, int) or isinstance(fv, bool):
+        raise InputError(f"{p}: ptsnn checkpoint without a valid format_version")
+    if fv > FORMAT_VERSION:
+        raise InputError(f"{p}: checkpoint format_version {fv} is newer than this ptsnn reads ({FORMAT_VERSION}); "
+                         "upgrade ptsnn")
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        raise InputError(f"{p}: ptsnn checkpoint is missing field(s) {', '.join(missing)}")
+    state = obj["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise InputError(f"{p}: state_dict is empty or not a dict")
+    for name, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"{p}: state_dict entry {name!r} is a {type(t).__name__}, not a tensor")
+        if t.is_floating_point() or t.is_complex():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise InputError(f"{p}: tensor {name!r} contains {bad} NaN/Inf value(s) (diverged training?)")
+    for key, kind in (("config", dict), ("label_map", dict), ("frontend", dict), ("versions", dict),
+                      ("quantized", bool)):
+        if not isinstance(obj[key], kind):
+            raise InputError(f"{p}: field {key!r} is a {type(obj[key]).__name__}, expected {kind.__name__}")
+    label_map = obj["label_map"]
+    if sorted(label_map.values()) != list(range(len(label_map))) or not all(isinstance(k, str) for k in label_map):
+        raise InputError(f"{p}: label_map must map label names to 0..N-1")
+    try:
+        config = Config.from_dict(obj["config"])
+        config.model.validate()
+    except PtsnnError as exc:
+        raise InputError(f"{p}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{p}: invalid config ({_short(exc)})") from None
+    if config.model.num_classes != len(label_map):
+        raise InputError(f"{p}: config has {config.model.num_classes} classes but label_map has {len(label_map)}")
+    flag = state.get("quantized_flag")
+    if flag is not None and flag.numel() == 1 and bool(flag) != obj["quantized"]:
+        raise InputError(f"{p}: 'quantized' is {obj['quantized']} but the state dict's quantized_flag is {bool(flag)}")
+    metrics = obj.get("metrics") or {}
+    return Checkpoint(p, dict(state), config, dict(label_map), dict(obj["frontend"]), dict(obj["versions"]),
+                      bool(obj["quantized"]), metrics if isinstance(metrics, dict) else {})
+
+
+def check_state_dict(path: Path, model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} ({_names(missing)})")
+        if extra:
+            parts.append(f"unexpected {len(extra)} ({_names(extra)})")
+        raise InputError(f"{path}: state_dict does not match the model of its config: {'; '.join(parts)}")
+    for k, t in expected.items():
+        if tuple(state[k].shape) != tuple(t.shape):
+            raise InputError(f"{path}: state_dict tensor {k!r} has shape {tuple(state[k].shape)}, "
+                             f"the model expects {tuple(t.shape)}")
+
+
+def _names(keys: list[str], limit: int = 3) -> str:
+    return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"):
+    """``(PTSSNN in eval mode, Checkpoint)``: the model of the checkpoint's config with its weights and its
+    quantization state (a QAT checkpoint gives a quantized model)."""
+    from ptsnn.train.model import PTSSNN
+
+    ckpt = read_checkpoint(path)
+    model = PTSSNN(ckpt.config.model)
+    check_state_dict(ckpt.path, model, ckpt.state_dict)
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    model.to(device).eval()
+    return model, ckpt
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Atomic JSON (metrics, summaries); NaN becomes null."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    text = json.dumps(clean(_plain(data, str(p))), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
