@@ -7,11 +7,11 @@ graded-spike payloads. Chip part, all in chip time (see ``spiking.py`` and docs/
                                                      ├► key ─► score (prompts) ┐           ▲
                                                      └► value (+1 delay) ──────┴► coincide ─► context ─┘
 
-* Temporal Shift Spiking Encoder: each block is one PLIF population with two synapse groups from the
-  previous one: a dense map whose input channels are shifted in time by per-channel delays (1/shift_div of
-  channels from the past: delay 2, 1/shift_div from the future: delay 0, the rest: delay 1, so a shift
-  "toward the future" is a one-step latency on all other channels) and a one-to-one residual group
-  (delay 1, aligned with the unshifted channels).
+* Temporal Shift Spiking Encoder: each block is one PLIF population fed by one synapse group from the
+  previous one whose input channels are shifted in time by per-channel delays (1/shift_div of channels from
+  the past: delay 2, 1/shift_div from the future: delay 0, the rest: delay 1, so a shift "toward the future"
+  is a one-step latency on all other channels): a dense map plus a learned residual identity ``W + diag(r)``
+  on the shifted input, one 8-bit synapse matrix. Calibrated blocks add a second group (context current).
 * Spiking Sparse Linear Attention (streaming form): key spikes are scored against the learnable soft
   prompts (a dense group whose rows are the prompt vectors; the score neurons spike only for strong matches,
   hence sparse); each prompt's binary score gates the value spikes (coincidence = product of binary spikes)
@@ -74,8 +74,7 @@ class PTSSNN(nn.Module):
         pops: list[nn.Module] = []
 
         def block(name: str, source: str, extra: list[SynapseGroup] = ()) -> PLIFPopulation:
-            groups = [SynapseGroup(source, c.hidden, c.hidden, shift_delays(c.hidden, c.shift_div)),
-                      SynapseGroup(source, c.hidden, c.hidden, (1,) * c.hidden, diagonal=True, init_scale=1.0),
+            groups = [SynapseGroup(source, c.hidden, c.hidden, shift_delays(c.hidden, c.shift_div), identity_gain=1.0),
                       *extra]
             return PLIFPopulation(name, c.hidden, groups, c.tau_init, **plif)
 
@@ -208,6 +207,8 @@ class PTSSNN(nn.Module):
                 gain = 1.5 if rate < target[0] else 0.7
                 for g in pop.groups:
                     g.weight.mul_(gain)
+                    if g.gain is not None:
+                        g.gain.mul_(gain)
             acts[pop.name] = s
             reached[pop.name] = rate
         self.train(was_training)

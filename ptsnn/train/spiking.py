@@ -125,7 +125,8 @@ class SynapseGroup(nn.Module):
     matrix (coincidence wiring)."""
 
     def __init__(self, source: str, in_features: int, out_features: int, delays: tuple[int, ...] | None = None,
-                 input_scale: float = 1.0, diagonal: bool = False, init_scale: float = 1.0):
+                 input_scale: float = 1.0, diagonal: bool = False, init_scale: float = 1.0,
+                 identity_gain: float | None = None):
         super().__init__()
         self.source = source
         self.in_features, self.out_features = in_features, out_features
@@ -142,9 +143,23 @@ class SynapseGroup(nn.Module):
             w = torch.empty(out_features, in_features)
             nn.init.kaiming_uniform_(w, a=math.sqrt(5))
             self.weight = nn.Parameter(w * init_scale)
+        # A residual identity merged into the same synapses: W + diag(gain). It shares the group's per-channel
+        # delays, so the whole block is one synapse matrix (netx-expressible, one 8-bit range).
+        self.gain = None
+        if identity_gain is not None:
+            if in_features != out_features:
+                raise ValueError("an identity gain needs in == out")
+            self.gain = nn.Parameter(torch.full((out_features,), float(identity_gain)))
+
+    def effective(self) -> torch.Tensor:
+        """The float weights the group applies: a vector (diagonal group) or ``W (+ diag(gain))``."""
+        if self.gain is not None:
+            return self.weight + torch.diag(self.gain)
+        return self.weight
 
     def matrix(self) -> torch.Tensor:
-        return torch.diag(self.weight) if self.diagonal else self.weight
+        w = self.effective()
+        return torch.diag(w) if self.diagonal else w
 
     def current(self, pre: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Synaptic input ``[B, T, out]`` with the group's latency: one step plus the channel delays."""
@@ -195,7 +210,7 @@ class PLIFPopulation(nn.Module):
         """Largest power-of-two scale at which every folded weight fits the 8-bit mantissa range and the
         threshold fits 17 bits (the per-layer weight exponent)."""
         k = float(self.leak().detach())
-        largest = max(float((k * g.weight.detach().abs()).max() * g.input_scale) for g in self.groups)
+        largest = max(float((k * g.effective().detach().abs()).max() * g.input_scale) for g in self.groups)
         exp = math.floor(math.log2(WEIGHT_MANTISSA_MAX / max(largest, 1e-12)))
         exp = min(exp, math.floor(math.log2(THRESHOLD_LIMIT / self.threshold)), 14)
         return FrozenScale(2.0**exp)
@@ -205,7 +220,7 @@ class PLIFPopulation(nn.Module):
 
     def integer_weight(self, group: SynapseGroup) -> torch.Tensor:
         k = self.v_decay_int() / loihi.DECAY_UNITY  # the leak the chip really applies
-        return quantize_weight(self.frozen.scale * k * group.weight * group.input_scale)
+        return quantize_weight(self.frozen.scale * k * group.effective() * group.input_scale)
 
     def integer_bias(self) -> torch.Tensor:
         if self.bias is None:
@@ -221,7 +236,7 @@ class PLIFPopulation(nn.Module):
         if quantized:
             return self._forward_integer(pres)
         k = self.leak()
-        current = sum(g.current(pres[g.source], g.weight) for g in self.groups)
+        current = sum(g.current(pres[g.source], g.effective()) for g in self.groups)
         if self.bias is not None:
             current = current + self.bias
         current = k * current
