@@ -1,0 +1,1 @@
+"""Convert stage: checkpoint -> chip IR -> passes -> writers (netx, NIR, ONNX) -> deployment bundle."""
