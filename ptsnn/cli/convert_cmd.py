@@ -1,61 +1,77 @@
-"""`ptsnn-convert`: the command users type to turn a trained checkpoint into a deployment bundle.
-
-The argument surface is final; the conversion pipeline itself (chip IR, passes, netx/NIR/ONNX writers) is
-issue #4 and not in this version. Until then the command validates what it was given (checkpoint readable
-with weights_only=True, target profile valid, emit list known) and says plainly that conversion is not
-available, with exit code 2 and nothing written.
-"""
+"""`ptsnn-convert` (also `ptsnn convert`): trained checkpoint or NIR graph -> deployment bundle."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
-from ptsnn.cli._app import new_app, run_app
-from ptsnn.errors import InputError, PtsnnError
+from ptsnn.cli._app import console, new_app, run_app
+from ptsnn.errors import InputError
 
 EMIT_FORMATS = ("netx", "nir", "onnx")
 
 app = new_app("ptsnn-convert", "Quantize, map and export a trained ptsnn model (or a NIR graph) for a hardware profile.")
 
 
-@app.command()
 def convert(
     model: Path = typer.Argument(..., help="Trained checkpoint (model.pt) or NIR graph (.nir)."),
     target: str = typer.Option("loihi2", "--target", "-t", help="Hardware profile name or profile TOML path."),
-    out: Path = typer.Option(None, "--out", "-o", help="Bundle folder (default: <model>.bundle)."),
-    calib: Path = typer.Option(None, "--calib", help="Calibration data for exponents/thresholds and error."),
+    out: Path = typer.Option(None, "--out", "-o", help="Bundle folder (default: <model>.bundle next to the model)."),
+    calib: str = typer.Option(None, "--calib", help="Calibration features: .npz, folder of .npy, or 'synthetic'."),
     emit: str = typer.Option("netx,nir,onnx", "--emit", help="Comma-separated writers: netx, nir, onnx."),
+    dt: float = typer.Option(1e-3, "--dt", help="Time step (s) to discretise a NIR graph's continuous-time parameters."),
 ) -> None:
-    """Convert MODEL for --target into a deployment bundle (netx HDF5, NIR, ONNX host part, manifest)."""
+    """Convert MODEL for --target into a deployment bundle: chip IR, netx HDF5, NIR, ONNX host part, manifest
+    and a per-layer conversion report. Design-rule violations stop the conversion with one line naming the
+    layer, the limit, the value and a fix."""
     from ptsnn.hw_profiles import load_profile
 
-    formats = [f.strip() for f in emit.split(",") if f.strip()]
+    formats = tuple(f.strip() for f in emit.split(",") if f.strip())
     unknown = [f for f in formats if f not in EMIT_FORMATS]
     if unknown:
         raise InputError(f"--emit: unknown format(s) {', '.join(unknown)}; choose from {', '.join(EMIT_FORMATS)}")
     profile = load_profile(target)
     if not model.is_file():
         raise InputError(f"{model}: no such file")
-    if model.suffix != ".nir":
-        _check_checkpoint(model)
-    raise PtsnnError(f"{model.name} is a valid input for profile {profile.name}, but the conversion pipeline is "
-                     "not part of this version of ptsnn (tracked as issue #4); nothing was written")
+    out = out or model.with_suffix(".bundle")
+    with console.status("converting...") as status:
+        if model.suffix == ".nir":
+            from ptsnn.convert.bundle import convert_nir_graph
+
+            result = convert_nir_graph(model, profile, out, emit=formats, dt=dt,
+                                       progress=lambda m: status.update(m))
+        else:
+            from ptsnn.convert.bundle import convert_checkpoint
+
+            result = convert_checkpoint(model, profile, out, emit=formats, calib=calib,
+                                        progress=lambda m: status.update(m))
+    _print_report(result.report)
+    console.print(f"bundle: {result.out_dir}/ ({len(result.manifest['files'])} files, manifest.json)")
 
 
-def _check_checkpoint(path: Path) -> None:
-    import pickle
-    import zipfile
+def _print_report(report: dict) -> None:
+    table = Table(title=f"{report['checkpoint']} -> {report['profile']} ({report['quantization']})", padding=(0, 0))
+    cols = ["layer", "type", "neurons", "synapses", "weight_range", "exponent", "max_delay", "cores", "where",
+            "smape", "saturated_pct"]
+    heads = ["layer", "type", "N", "syn", "weights", "exp", "dly", "cores", "on", "SMAPE%", "sat%"]
+    for h in heads:
+        table.add_column(h, justify="right" if h not in ("layer", "type", "where") else "left")
+    for row in report["layers"]:
+        table.add_row(*["" if row.get(c) is None else f"{row[c]:,}" if isinstance(row.get(c), int) else str(row[c])
+                        for c in cols])
+    console.print(table)
+    cal = report.get("calibration")
+    if cal:
+        console.print(f"readout: logit SMAPE {cal['smape_logits']:.2f} %, prediction agreement "
+                      f"{cal['prediction_agreement_pct']:.1f} % (float vs quantized)")
+    else:
+        console.print("no --calib data: quantization error and 24-bit overflow estimate not measured")
+    console.print(f"cores: {report['total_cores']}")
 
-    import torch
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a loadable torch checkpoint ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(data, dict) or data.get("format") != "ptsnn-checkpoint":
-        raise InputError(f"{path}: not a ptsnn checkpoint (no format='ptsnn-checkpoint')")
+app.command()(convert)
 
 
 def main() -> None:

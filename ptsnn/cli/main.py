@@ -13,7 +13,10 @@ app.command()(smoke)
 
 def _register_optional() -> None:
     """Sub-apps of later stages; each module owns its verbs."""
+    from ptsnn.cli.convert_cmd import convert
     from ptsnn.cli.profiles_cmd import profiles_app
+
+    app.command("convert")(convert)
 
     app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from ptsnn.train.config import ModelConfig
 from ptsnn.train.spiking import (CoincidencePopulation, FrozenScale, PLIFPopulation, SynapseGroup, quantize_weight,
-                                 round_ste, NO_CURRENT_MEMORY_I_DECAY)
+                                 round_ste, NO_CURRENT_MEMORY_I_DECAY, MAX_DECAY_REGISTER)
 
 
 @dataclass
@@ -245,7 +245,7 @@ class PTSSNN(nn.Module):
                 if isinstance(pop, CoincidencePopulation):
                     wa, wb = pop.connectivity()
                     pops.append(dict(name=pop.name, kind="coincidence", size=pop.size, i_decay=NO_CURRENT_MEMORY_I_DECAY,
-                                     v_decay=NO_CURRENT_MEMORY_I_DECAY, vth=pop.THRESHOLD, bias=[0] * pop.size,
+                                     v_decay=MAX_DECAY_REGISTER, vth=pop.THRESHOLD, bias=[0] * pop.size,
                                      groups=[dict(source=pop.source_a, weight=wa.long().tolist(), delays=[0] * pop.size_a),
                                              dict(source=pop.source_b, weight=wb.long().tolist(), delays=[0] * pop.size_b)]))
                     continue

@@ -31,7 +31,8 @@ WEIGHT_MANTISSA_MAX = 254  # even 8-bit signed mantissas, slayer/netx convention
 WEIGHT_MANTISSA_MIN = -256
 BIAS_MANTISSA_LIMIT = 2**12 - 1  # 13-bit signed bias mantissa
 THRESHOLD_LIMIT = 2**17 - 1  # 17-bit threshold mantissa
-NO_CURRENT_MEMORY_I_DECAY = loihi.DECAY_UNITY  # netx iDecay = 4096 -> u = a_in << 6 each step
+NO_CURRENT_MEMORY_I_DECAY = loihi.DECAY_UNITY  # netx iDecay = 4096 -> Lava du = 4095 (+1 offset): u = a_in << 6
+MAX_DECAY_REGISTER = loihi.DECAY_UNITY - 1  # du/dv are 12-bit registers (0..4095)
 
 
 # ------------------------------------------------------------------------------------------ surrogates
@@ -204,7 +205,7 @@ class PLIFPopulation(nn.Module):
 
     def v_decay_int(self) -> torch.Tensor:
         """Loihi voltage decay register (netx vDecay): v <- v * (4096 - dv) >> 12."""
-        return torch.clamp(round_ste(self.leak() * loihi.DECAY_UNITY), 0, loihi.DECAY_UNITY)
+        return torch.clamp(round_ste(self.leak() * loihi.DECAY_UNITY), 0, MAX_DECAY_REGISTER)
 
     def choose_scale(self) -> FrozenScale:
         """Largest power-of-two scale at which every folded weight fits the 8-bit mantissa range and the
@@ -289,8 +290,9 @@ def wrap_current_ste(u: torch.Tensor) -> torch.Tensor:
 class CoincidencePopulation(nn.Module):
     """``out[p, j] = a[p] AND b[j]`` for binary spike trains ``a`` (size P) and ``b`` (size J), one step later.
 
-    Chip realisation (fixed integers, no training): CUBA with iDecay = vDecay = 4096 (no memory), unit weight
-    mantissa 2 from each side, threshold 3: v = (2 + 2) << 6 = 256 > 192 only when both inputs spike."""
+    Chip realisation (fixed integers, no training): CUBA with iDecay = 4096 (no current memory), vDecay = 4095
+    (the largest 12-bit decay: any v below 4096 decays to 0 in one step), weight mantissa 2 from each side,
+    threshold 3: v = (2 + 2) << 6 = 256 > 192 only when both inputs spike; one input leaves 128, gone next step."""
 
     WEIGHT = 2
     THRESHOLD = 3
