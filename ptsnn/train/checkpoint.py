@@ -134,7 +134,9 @@ def _torch_load(p: Path) -> Any:
         if "Unsupported global" in text or "not an allowed global" in text:
             raise InputError(f"{p}: refused: the file holds pickled Python objects other than tensors and plain "
                              "types (loading it could run code; not a ptsnn checkpoint)") from None
-        raise InputError(f"{p}: not a PyTorch checkpoint (cannot unpickle: {_short(exc)})") from None
+        # torch prefixes every unpickling failure with a long weights_only notice; keep the actual cause
+        cause = text.split("Unpickler error:")[-1] if "Unpickler error:" in text else text
+        raise InputError(f"{p}: not a PyTorch checkpoint (cannot unpickle: {_short(Exception(cause))})") from None
     except Exception as exc:  # RuntimeError, EOFError, struct.error, ...: unreadable either way
         if is_zip_start:
             raise InputError(f"{p}: truncated or damaged checkpoint ({_short(exc)})") from None
