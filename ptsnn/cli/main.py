@@ -17,6 +17,10 @@ def _register_optional() -> None:
     from ptsnn.cli.profiles_cmd import profiles_app
 
     app.command("convert")(convert)
+    from ptsnn.cli.deploy_cmd import run, verify
+
+    app.command("run")(run)
+    app.command("verify")(verify)
 
     app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
 

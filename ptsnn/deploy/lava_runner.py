@@ -42,21 +42,47 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
-             timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None) -> LavaResult:
-    """Run ``inputs`` (``[batch, neurons, time]`` or ``[neurons, time]``) through the netx network in Lava
-    (``Loihi2SimCfg(select_tag='fixed_pt')``), one fresh network per sample."""
+             timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None,
+             num_layers: int | None = None) -> LavaResult:
+    """Run ``inputs`` (``[batch, *input_shape, time]`` in Lava's order, flat ``[batch, neurons, time]``, or
+    ``[neurons, time]``) through the netx network in Lava (``Loihi2SimCfg(select_tag='fixed_pt')``), one fresh
+    network per sample. ``num_layers`` is ``hdf5.Network(num_layers=...)``. Networks whose first layer is an
+    input layer with a neuron get the data on that neuron's ``a_in`` (see ``_lava_worker``)."""
     inputs = np.asarray(inputs)
     if inputs.ndim == 2:
         inputs = inputs[None]
+    job = dict(netx_path=str(Path(netx_path).resolve()), inputs=inputs.astype(np.int32),
+               input_message_bits=int(input_message_bits), num_layers=-1 if num_layers is None else int(num_layers))
+    data = _run_child("ptsnn.deploy._lava_worker", job, timeout_s, log_dir, Path(netx_path).name)
+    outputs = [data[f"layer_{i}"] for i in range(len(data))]
+    return LavaResult(outputs, Path(log_dir, "lava.log") if log_dir else None)
+
+
+def run_bundle(bundle_dir: str | os.PathLike, payloads: list[np.ndarray], steps: list[int],
+               timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Run a bundle's whole chip graph (netx chain + hand-built processes, ``ptsnn.deploy.lava_graph``) in
+    Lava for each payload ``[steps_i, F]`` over ``steps[i]`` chip steps (flush included). Returns per
+    utterance ``{node: [size, steps_i]}`` for every population and accumulator."""
+    job = dict(bundle=str(Path(bundle_dir).resolve()), steps=np.asarray(steps, np.int64),
+               **{f"payload_{i}": np.asarray(p, np.int64) for i, p in enumerate(payloads)})
+    data = _run_child("ptsnn.deploy._lava_bundle_worker", job, timeout_s, log_dir, Path(bundle_dir).name)
+    out: list[dict] = [{} for _ in payloads]
+    for key, value in data.items():
+        utt, name = key.split("/", 1)
+        out[int(utt[1:])][name] = value
+    return out
+
+
+def _run_child(module: str, job: dict, timeout_s: float, log_dir, what: str) -> dict[str, np.ndarray]:
+    """Run ``python -m module JOB RESULT`` in its own session; kill its process group whatever happens."""
     with tempfile.TemporaryDirectory(prefix="ptsnn-lava-") as work:
-        job, result = Path(work, "job.npz"), Path(work, "result.npz")
-        np.savez(job, netx_path=str(Path(netx_path).resolve()), inputs=inputs.astype(np.int32),
-                 input_message_bits=int(input_message_bits))
+        job_path, result = Path(work, "job.npz"), Path(work, "result.npz")
+        np.savez(job_path, **job)
         log_path = Path(log_dir or work, "lava.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "ptsnn.deploy._lava_worker", str(job), str(result)],
+            proc = subprocess.Popen([sys.executable, "-m", module, str(job_path), str(result)],
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env)
             try:
@@ -68,11 +94,10 @@ def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bit
         if code is None or code != 0 or not result.exists():
             kept = _keep_log(log_path, log_dir)
             last = _last_line(kept)
-            what = f"timed out after {timeout_s:.0f} s" if code is None else f"failed (exit {code})"
-            raise LavaRunError(f"Lava run of {Path(netx_path).name} {what}: {last} (log: {kept})")
+            status = f"timed out after {timeout_s:.0f} s" if code is None else f"failed (exit {code})"
+            raise LavaRunError(f"Lava run of {what} {status}: {last} (log: {kept})")
         with np.load(result) as data:
-            outputs = [data[f"layer_{i}"] for i in range(len(data.files))]
-        return LavaResult(outputs, Path(log_dir, "lava.log") if log_dir else None)
+            return {k: data[k] for k in data.files}
 
 
 def _keep_log(log_path: Path, log_dir) -> Path:

@@ -1,0 +1,109 @@
+"""`ptsnn run` (audio -> label through a bundle) and `ptsnn verify` (the fixed-point chain, layer by layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ptsnn.cli._app import console
+from ptsnn.errors import InputError
+
+
+def _backend(value: str) -> str:
+    from ptsnn.deploy.run import BACKENDS
+
+    if value not in BACKENDS:
+        raise InputError(f"--backend {value!r}: choose {' or '.join(BACKENDS)}")
+    return value
+
+
+def run(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
+    inputs: list[Path] = typer.Argument(..., help="Audio files (fbank bundles) or .npy feature files."),
+    backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt) or fast."),
+    timeout: float = typer.Option(600.0, min=1.0, help="Seconds before a Lava run is killed."),
+) -> None:
+    """Audio to emotion label without chips: host part (host.onnx) -> chip graph (Lava or fast simulator)
+    -> label, scores and per-layer spike counts."""
+    from ptsnn.deploy.bundle_io import HostRunner, load_bundle, load_input
+    from ptsnn.deploy.run import classify
+
+    backend = _backend(backend)
+    b = load_bundle(bundle)
+    host = HostRunner(b)
+    payloads = [load_input(p, b, host) for p in inputs]
+    with console.status(f"running {len(payloads)} utterance(s) on {backend}..."):
+        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=bundle / "logs")
+    for r in results:
+        scores = "  ".join(f"{c} {p:.2f}" for c, p in sorted(r.scores.items(), key=lambda kv: -kv[1]))
+        console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   ({scores}; {r.steps} steps, {backend})")
+    table = Table(title="spikes per layer")
+    table.add_column("layer")
+    for r in results:
+        table.add_column(r.name, justify="right")
+    for layer in results[0].spike_counts:
+        table.add_row(layer, *[f"{r.spike_counts[layer]:,}" for r in results])
+    console.print(table)
+
+
+def verify(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="The checkpoint the bundle was converted from."),
+    data: str = typer.Option("synthetic", "--data", help="'synthetic' (built-in corpus, test speakers) or a folder "
+                                                          "of audio / .npy features."),
+    limit: int = typer.Option(8, min=1, help="Utterances to verify (fast simulator and PyTorch)."),
+    lava: int = typer.Option(2, min=0, help="How many of them also run in Lava (slow: seconds each)."),
+    max_frames: int = typer.Option(60, min=1, help="Crop utterances to this many frames (keeps Lava runs short)."),
+    timeout: float = typer.Option(900.0, min=1.0, help="Seconds before the Lava run is killed."),
+) -> None:
+    """Compare float PyTorch, quantized PyTorch, the fast simulator and Lava per layer and per step. Exit 1
+    when the fixed-point chain (quantized == fast == Lava) is not exact."""
+    import hashlib
+
+    from ptsnn.deploy.bundle_io import HostRunner, load_bundle
+    from ptsnn.deploy.verify import verify as run_verify
+    from ptsnn.deploy.verify_data import verification_inputs
+    from ptsnn.train.checkpoint import load_model
+
+    b = load_bundle(bundle)
+    if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
+        raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
+    model, ckpt = load_model(checkpoint)
+    if not model.quantized:
+        model.quantize()
+    feats, host_inputs, names, labels = verification_inputs(data, ckpt, b, limit, max_frames)
+    host = HostRunner(b) if (b.path / "host.onnx").is_file() else None
+    with console.status("verifying...") as status:
+        report = run_verify(b, model, feats, names, labels, lava_count=lava, timeout_s=timeout, host=host,
+                            host_inputs=host_inputs if host else None, log_dir=bundle / "logs",
+                            progress=lambda m: status.update(m))
+    table = Table(title=f"spike agreement per layer, % of (step, neuron) ({len(names)} utterances, "
+                        f"{report.lava_utterances} in Lava)")
+    for col in ("layer", "float~quant", "quant==fast", "fast==lava", "spikes quant", "spikes lava"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in report.layers:
+        table.add_row(row["layer"], fmt(row["float~quantized"]), fmt(row["quantized==fast"]), fmt(row["fast==lava"]),
+                      f"{row['spikes_quantized']:,}", f"{row['spikes_lava']:,}" if report.lava_utterances else "")
+    console.print(table)
+    for backend, p in report.predictions.items():
+        extra = f", WA {100 * p['wa']:.1f} %, UA {100 * p['ua']:.1f} %" if "wa" in p else ""
+        console.print(f"{backend:>9}: {p['utterances']} utterances, prediction agreement with quantized "
+                      f"{p['agree_with_quantized']:.1f} %{extra}")
+    if report.host_payload_mismatches is not None:
+        console.print(f"host.onnx vs PyTorch host payloads: {report.host_payload_mismatches} mismatching values")
+    float_div = [d for d in report.divergences if d.pair == "float~quantized"]
+    if float_div:  # expected (quantization), shown once: where float and fixed point first part ways
+        d = float_div[0]
+        console.print(f"float vs quantized first differ in layer {d.layer} ({d.utterance}, step {d.step}, neuron {d.neuron})")
+    for d in report.divergences:
+        if d.pair != "float~quantized":
+            console.print(f"[red]first divergence {d.pair}[/]: layer {d.layer}, utterance {d.utterance}, "
+                          f"step {d.step}, neuron {d.neuron}")
+    if report.exact:
+        console.print("[bold green]OK[/]: quantized PyTorch == fast simulator == Lava, spike for spike in every layer")
+    else:
+        console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges (see above)")
+        raise typer.Exit(1)

@@ -1,0 +1,75 @@
+"""Audio (or features) to emotion label through a bundle, on the fast simulator or Lava's CPU simulation.
+
+Streaming as on hardware: the host sends one payload step per chip step, then ``flush_steps`` empty steps so
+the last frames reach the readout; the label is read from the Sigma accumulator after the last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
+
+BACKENDS = ("lava", "fast")
+
+
+@dataclass
+class UtteranceResult:
+    name: str
+    label: str
+    scores: dict[str, float]  # softmax of the logits
+    logits: np.ndarray
+    steps: int
+    spike_counts: dict[str, int]  # per population, over the utterance's window
+    spikes: dict[str, np.ndarray] | None = None  # per population [T, N] bool, when asked for
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", timeout_s: float = 600.0,
+             keep_spikes: bool = False, log_dir=None) -> list[dict]:
+    """Run payloads ``[steps_i, F]`` through the chip part. Returns per utterance ``{"steps", "readout",
+    "spikes": {population: [T, N] bool}}`` with T = steps_i + flush."""
+    steps = [len(p) + bundle.flush_steps for p in payloads]
+    if backend == "fast":
+        from ptsnn.deploy.chipsim import simulate_chip
+
+        t_max = max(steps)
+        batch = np.zeros((len(payloads), t_max, bundle.graph.inputs[0].size), np.int64)
+        for i, p in enumerate(payloads):
+            batch[i, : len(p)] = p
+        run = simulate_chip(bundle.graph, batch)
+        totals = run.readout(bundle.graph.accumulators[0].name, np.asarray(steps))
+        return [dict(steps=s, readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
+                for i, s in enumerate(steps)]
+    if backend == "lava":
+        from ptsnn.deploy import lava_runner
+
+        outs = lava_runner.run_bundle(bundle.path, payloads, steps, timeout_s=timeout_s, log_dir=log_dir)
+        acc = bundle.graph.accumulators[0].name
+        results = []
+        for out, s in zip(outs, steps):
+            spikes = {p.name: out[p.name].T[:s].astype(bool) for p in bundle.graph.populations}
+            results.append(dict(steps=s, readout=out[acc][:, s - 1], spikes=spikes))
+        return results
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def classify(bundle: Bundle, payloads: list[np.ndarray], names: list[str], backend: str = "fast",
+             timeout_s: float = 600.0, keep_spikes: bool = False, log_dir=None) -> list[UtteranceResult]:
+    runs = chip_run(bundle, payloads, backend, timeout_s, keep_spikes, log_dir)
+    results = []
+    for name, r in zip(names, runs):
+        logits = logits_from_readout(bundle, r["readout"], np.asarray(r["steps"]))
+        probs = _softmax(logits)
+        results.append(UtteranceResult(
+            name=name, label=bundle.classes[int(np.argmax(logits))],
+            scores={c: float(p) for c, p in zip(bundle.classes, probs)}, logits=logits, steps=int(r["steps"]),
+            spike_counts={k: int(v.sum()) for k, v in r["spikes"].items()},
+            spikes=r["spikes"] if keep_spikes else None))
+    return results

@@ -1,0 +1,106 @@
+"""Deploy: a converted PTS-SNN bundle runs audio to label on the fast simulator and in Lava (netx chain +
+hand-built processes), spike for spike equal to the quantized PyTorch model; tampered bundles are refused."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from ptsnn.convert.bundle import convert_checkpoint
+from ptsnn.data.audio import save_audio
+from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
+from ptsnn.deploy.bundle_io import HostRunner, load_bundle, load_input
+from ptsnn.deploy.run import classify
+from ptsnn.deploy.verify import verify
+from ptsnn.errors import InputError
+from ptsnn.frontend import build_frontend
+from ptsnn.hw_profiles import load_profile
+from ptsnn.train.checkpoint import load_model, save_checkpoint
+from ptsnn.train.config import load_config
+from ptsnn.train.model import PTSSNN
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    cfg = load_config("small", ["model.hidden=32", "model.key_dim=12", "model.value_dim=6", "model.prompts=2"])
+    fe = build_frontend(cfg.frontend)
+    sc = SyntheticCorpusConfig()
+    waves = [generate_utterance(sc, s, c, 0)[:12000] for s in (0, 1) for c in sc.classes]
+    feats = [fe(w) for w in waves]
+    lengths = torch.tensor([len(f) for f in feats])
+    x = torch.zeros(len(feats), int(lengths.max()), 80)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+    torch.manual_seed(0)
+    model = PTSSNN(cfg.model)
+    model.data_init(x, lengths)
+    save_checkpoint(root / "m.pt", model, cfg, {c: i for i, c in enumerate(sc.classes)}, fe.spec)
+    convert_checkpoint(root / "m.pt", load_profile("loihi2"), root / "bundle", emit=("netx", "onnx"))
+    wav = root / "a.wav"
+    save_audio(wav, generate_utterance(sc, 7, "sad", 1)[:9600], 16000)
+    return root, wav
+
+
+def test_fast_backend_matches_quantized_model(made):
+    root, wav = made
+    bundle = load_bundle(root / "bundle")
+    model, ckpt = load_model(root / "m.pt")
+    model.quantize()
+    fe = build_frontend(ckpt.frontend)
+    from ptsnn.data.audio import load_audio
+
+    wave = load_audio(wav)
+    feats = fe(wave).numpy()
+    report = verify(bundle, model, [feats], ["a"], lava_count=0, host=HostRunner(bundle), host_inputs=[wave])
+    assert report.exact and report.host_payload_mismatches == 0
+    assert all(row["quantized==fast"] == 100.0 for row in report.layers)
+    assert sum(row["spikes_fast"] for row in report.layers) > 0
+    (res,) = classify(bundle, [load_input(wav, bundle, HostRunner(bundle))], ["a"], "fast")
+    with torch.no_grad():
+        out = model(torch.as_tensor(feats)[None])
+    assert res.label == bundle.classes[int(out.logits.argmax())]
+    np.testing.assert_allclose(res.logits, out.logits[0].numpy(), rtol=1e-5)
+
+
+@pytest.mark.lava
+def test_lava_whole_graph_equals_fast_and_pytorch(made):
+    root, wav = made
+    bundle = load_bundle(root / "bundle")
+    model, ckpt = load_model(root / "m.pt")
+    model.quantize()
+    feats = [build_frontend(ckpt.frontend)(generate_utterance(SyntheticCorpusConfig(), 7, "angry", 0)[:8000]).numpy()]
+    report = verify(bundle, model, feats, ["u"], lava_count=1, timeout_s=300)
+    assert report.lava_utterances == 1 and report.exact, report.divergences
+    assert all(row["fast==lava"] == 100.0 for row in report.layers)
+    assert report.predictions["lava"]["agree_with_quantized"] == 100.0
+
+
+@pytest.mark.lava
+def test_ptsnn_run_prints_label_through_lava(made, entry_point):
+    root, wav = made
+    r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    bundle = load_bundle(root / "bundle")
+    (fast,) = classify(bundle, [load_input(wav, bundle, HostRunner(bundle))], ["a.wav"], "fast")
+    assert f"a.wav: {fast.label}" in " ".join(r.stdout.split()) and "lava" in r.stdout
+
+
+def test_tampered_bundle_and_wrong_inputs_are_refused(made, tmp_path):
+    import shutil
+
+    root, wav = made
+    copy = tmp_path / "b"
+    shutil.copytree(root / "bundle", copy)
+    with open(copy / "chip_graph.h5", "r+b") as f:
+        f.seek(-10, 2)
+        f.write(b"0123456789")
+    with pytest.raises(InputError, match="sha256"):
+        load_bundle(copy)
+    bundle = load_bundle(root / "bundle")
+    with pytest.raises(InputError, match="takes audio"):
+        load_input(tmp_path / "x.npy", bundle, HostRunner(bundle))
+    with pytest.raises(InputError, match="not a ptsnn bundle"):
+        load_bundle(tmp_path)
