@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--no-qat", action="store_true")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--verbose", action="store_true", help="show the trainer's per-epoch log")
+    ap.add_argument("--quiet", action="store_true", help="hide the trainer's per-epoch log")
     args = ap.parse_args(argv)
 
     from ptsnn.data.corpora import load_corpus
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     t_feats = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log = con if args.verbose else Console(file=io.StringIO(), width=160)
+    log = Console(file=io.StringIO(), width=160) if args.quiet else con
     result = train(cfg, corpus, args.out / "run", qat=not args.no_qat, frontend=fe, features=feats,
-                   progress=args.verbose, console=log)
+                   progress=not args.quiet, console=log)
     t_train = time.perf_counter() - t0
 
     floats = [h for h in result.history if h.phase == "float"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,10 @@ def test_dataset_labels_follow_the_corpus_label_map():
         assert torch.equal(x, torch.from_numpy(feats[u.utt_id]))
     with pytest.raises(InputError, match="no features"):
         FeatureDataset.from_split(corpus, train_utts, {})
+    bad = dict(feats)
+    bad[train_utts[3].utt_id] = np.zeros((10, 5), np.float32)
+    with pytest.raises(InputError, match="feature dim 5 differs"):
+        FeatureDataset.from_split(corpus, train_utts, bad)
 
 
 def test_collate_pads_and_reports_lengths():

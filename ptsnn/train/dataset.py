@@ -68,6 +68,11 @@ class FeatureDataset(Dataset):
         missing = [u.utt_id for u in utterances if u.utt_id not in features]
         if missing:
             raise InputError(f"{corpus.name}: no features for {len(missing)} utterance(s), e.g. {missing[0]!r}")
+        dims = {int(np.shape(features[u.utt_id])[-1]) for u in utterances}
+        if len(dims) > 1:
+            odd = next(u for u in utterances if np.shape(features[u.utt_id])[-1] != np.shape(features[utterances[0].utt_id])[-1])
+            raise InputError(f"{odd.path}: feature dim {np.shape(features[odd.utt_id])[-1]} differs from "
+                             f"{np.shape(features[utterances[0].utt_id])[-1]} of the other utterances")
         return cls([features[u.utt_id] for u in utterances], [label_map[u.label] for u in utterances],
                    [u.utt_id for u in utterances])
 

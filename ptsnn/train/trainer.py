@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -328,6 +327,8 @@ def train(cfg: Config, corpus: Corpus, out_dir: str | Path, *, fold: int | None 
                 features = prepare_features(corpus, fe, needed, cache_dir, False)
         dim = int(next(iter(features.values())).shape[1])
         cfg = _resolve_model_config(cfg, corpus.classes, dim, console)
+        if isinstance(getattr(fe, "spec", None), dict):
+            cfg.frontend = dict(fe.spec)  # what really made the features (the checkpoint's config says so too)
         datasets = {name: FeatureDataset.from_split(corpus, utts, features)
                     for name, utts in (("train", train_utts), ("valid", valid_utts), ("test", test_utts))}
         result = TrainResult(out, fold, list(corpus.classes), cfg.to_dict())
