@@ -27,7 +27,9 @@ def new_app(name: str, help: str) -> typer.Typer:
 
 def fail(message: str, exit_code: int = 2) -> None:
     """Print ``error: message`` on one line to stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(exit_code)
 
 

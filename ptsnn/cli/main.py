@@ -21,6 +21,12 @@ def _register_optional() -> None:
 
     app.command("run")(run)
     app.command("verify")(verify)
+    from ptsnn.cli.demo_cmd import demo
+    from ptsnn.cli.simulate_cmd import simulate
+
+    app.command("simulate")(simulate)
+
+    app.command("demo")(demo)
 
     app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
 

@@ -3,8 +3,13 @@
 Started by :mod:`ptsnn.deploy.lava_runner` in its own session so that the parent can always kill the whole
 process group (Lava's runtime forks its own processes and hangs rather than fails when one of them dies).
 Protocol: ``python -m ptsnn.deploy._lava_worker JOB.npz RESULT.npz``; the job holds ``netx_path``,
-``inputs`` ``[batch, neurons, time]`` and ``input_message_bits``; the result holds ``layer_<i>``
-``[batch, neurons, time]`` for every netx layer process and is written atomically.
+``inputs`` ``[batch, *input_shape, time]`` (or flat ``[batch, neurons, time]``), ``input_message_bits`` and
+``num_layers`` (-1: all); the result holds ``layer_<i>`` ``[batch, *shape, time]`` for every netx layer
+process and is written atomically.
+
+Where the network starts with an input layer that has a neuron (netx's ``Input`` block), the data is sent to
+that neuron's ``a_in``: netx leaves the block's own ``inp`` port unconnected inside (the compiler then fails
+on ``net.inp``), and lava-dl's own tests feed such networks the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ def run_job(job_path: str, result_path: str) -> None:
 
     compat.apply()
     from lava.lib.dl.netx import hdf5
+    from lava.lib.dl.netx.blocks.process import Input
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
@@ -29,12 +35,15 @@ def run_job(job_path: str, result_path: str) -> None:
     netx_path = str(job["netx_path"])
     inputs = job["inputs"].astype(np.int32)
     message_bits = int(job["input_message_bits"])
+    num_layers = int(job["num_layers"]) if "num_layers" in job.files else -1
     batch, steps = inputs.shape[0], inputs.shape[-1]
     per_layer: dict[int, list[np.ndarray]] = {}
     for b in range(batch):
-        net = hdf5.Network(net_config=netx_path, input_message_bits=message_bits)
-        source = Source(data=inputs[b].reshape(*net.inp.shape, steps))
-        source.s_out.connect(net.inp)
+        net = hdf5.Network(net_config=netx_path, input_message_bits=message_bits,
+                           num_layers=None if num_layers < 0 else num_layers)
+        target = net.in_layer.neuron.a_in if isinstance(net.in_layer, Input) else net.inp
+        source = Source(data=inputs[b].reshape(*target.shape, steps))
+        source.s_out.connect(target)
         sinks = []
         for layer in net.layers:
             sink = Sink(shape=layer.out.shape, buffer=steps)

@@ -1,79 +1,377 @@
 """Fast bit-exact simulator for netx networks.
 
-Executes the integer arithmetic of Lava's ``fixed_pt`` models (``ptsnn.numerics.loihi``) layer by layer:
-the synaptic input of a feed-forward layer is computed for *all* time steps and samples at once (one matrix
-product per distinct delay), then the neuron recurrence runs over time, vectorised over batch and neurons.
-Timing is Lava's raw timing: each synapse layer adds one step (a spike at step t reaches the next neuron at
-t + 1 + delay), and the output is what a ``RingBuffer`` sink on the network's output port records.
+Executes the integer arithmetic of Lava's ``fixed_pt`` models (``ptsnn.numerics.loihi``) block by block, the
+way ``lava.lib.dl.netx.hdf5.Network`` builds them: Input (neuron only), Dense / DelayDense, RecurrentDense,
+Conv, flatten, with CUBA LIF or sigma-delta (Delta / SigmaDelta / Sigma) neurons.
+
+* Synapses are computed for *all* time steps and samples at once: one matrix product per distinct delay
+  (dense) or one convolution over ``batch x time`` images (conv, PyTorch in float64, exact for these
+  integer sums). Only neuron recurrences loop over time, vectorised over batch and neurons; recurrent
+  dense layers loop over time for their feedback synapse.
+* Timing is Lava's raw timing: each synapse adds one step (a spike at step t reaches the next neuron at
+  t + 1 + delay); an input layer with a neuron adds none (the data enters its ``a_in`` directly). The
+  output is exactly what a ``RingBuffer`` sink on each block's ``out`` port records over the same steps.
+* Arrays use Lava's layout: ``[batch, *shape, time]`` with the block's shape in Lava's (x, y, z) = (W, H, C)
+  order; flat ``[batch, neurons, time]`` inputs are reshaped in C order, as ``RingBuffer`` data would be.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from ptsnn.formats.netx import DenseLayerSpec, InputLayerSpec, LayerSpec
+from ptsnn.errors import InputError
+from ptsnn.formats.netx import (
+    ConvLayerSpec,
+    CubaNeuronSpec,
+    DenseLayerSpec,
+    InputLayerSpec,
+    LayerShapes,
+    LayerSpec,
+    SdnnNeuronSpec,
+    network_shapes,
+    read_netx,
+)
 from ptsnn.numerics import loihi
 
-_EXACT_FLOAT = 2**52  # float64 matmul is exact while every partial sum stays below this
+_EXACT_FLOAT = 2**53  # float64 sums of integers are exact while every partial sum stays below this
+_EXACT_FLOAT32 = 2**24  # the same for float32
 
 
 @dataclass
 class SimResult:
-    output: np.ndarray  # [batch, neurons, time], lava-dl layout, what the output RingBuffer records
-    layer_spikes: list[np.ndarray]  # per neuron layer: [batch, time, neurons] bool
+    output: np.ndarray  # [batch, *out_shape, time] int32, Lava order: what the output RingBuffer records
+    layer_outputs: list[np.ndarray]  # per Lava block (netx ``net.layers``): [batch, *shape, time] int32
+    layer_graded: list[bool]  # per block: output is a graded payload (SDNN) rather than 0/1 spikes
+
+    @property
+    def layer_spikes(self) -> list[np.ndarray]:
+        """Per block ``[batch, time, neurons]`` (neurons flattened in Lava's C order): bool for spiking
+        layers, int32 payloads for graded ones."""
+        out = []
+        for y, graded in zip(self.layer_outputs, self.layer_graded):
+            flat = y.reshape(y.shape[0], -1, y.shape[-1]).transpose(0, 2, 1)
+            out.append(flat if graded else flat.astype(bool))
+        return out
 
 
-def _synaptic_input(layer: DenseLayerSpec, x: np.ndarray, graded: bool) -> np.ndarray:
-    """Integer synaptic input ``[B, T, out]`` that the layer's neurons receive, Lava timing included."""
-    syn = loihi.netx_dense_weights(layer.weight)
-    s = x.astype(np.float64) if graded else (x != 0).astype(np.float64)
-    bound = float(np.abs(syn.weights).sum(axis=1).max(initial=0)) * float(np.abs(s).max(initial=0))
+# ------------------------------------------------------------------------------------------- layouts
+def _to_lava(y: np.ndarray) -> np.ndarray:
+    """Internal time-major ``[T, B, *chw]`` -> Lava ``[B, *reversed(chw), T]`` (int32)."""
+    k = y.ndim - 2
+    axes = (1, *range(k + 1, 1, -1), 0)
+    return np.ascontiguousarray(y.transpose(axes)).astype(np.int32)
+
+
+def _from_lava(x: np.ndarray) -> np.ndarray:
+    """Lava ``[B, *xyz, T]`` -> internal time-major ``[T, B, *reversed(xyz)]``."""
+    k = x.ndim - 2
+    axes = (x.ndim - 1, 0, *range(k, 0, -1))
+    return x.transpose(axes)
+
+
+def prepare_inputs(inputs, input_shape: tuple[int, ...], steps: int | None = None) -> tuple[np.ndarray, bool]:
+    """Validate and normalise user inputs to Lava's ``[batch, *input_shape, time]`` int64.
+
+    Accepts ``[batch, *input_shape, time]``, ``[*input_shape, time]``, or the flat forms ``[batch, N, time]`` /
+    ``[N, time]`` with ``N = prod(input_shape)``. ``steps`` pads with zeros or truncates the time axis.
+    Returns the array and whether the caller gave a batch dimension."""
+    x = np.asarray(inputs)
+    if x.dtype == bool:
+        x = x.astype(np.int64)
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(f"input must be numeric, got dtype {x.dtype}")
+    n = int(np.prod(input_shape))
+    k = len(input_shape)
+    shape = tuple(x.shape)
+    if x.ndim == k + 2 and shape[1:-1] == tuple(input_shape):
+        batched = True
+    elif x.ndim == k + 1 and shape[:-1] == tuple(input_shape):
+        x, batched = x[None], False
+    elif k > 1 and x.ndim == 3 and shape[1] == n:
+        x, batched = x.reshape(shape[0], *input_shape, shape[-1]), True
+    elif k > 1 and x.ndim == 2 and shape[0] == n:
+        x, batched = x.reshape(*input_shape, shape[-1])[None], False
+    else:
+        want = ", ".join(map(str, input_shape))
+        raise InputError(f"input shape {shape} does not fit the network input ({want}): expected "
+                         f"(batch, {want}, time) or ({want}, time)" + (f" or flat (batch, {n}, time)" if k > 1 else ""))
+    if x.shape[-1] == 0 or x.shape[0] == 0:
+        raise InputError(f"input shape {shape} has no time steps or no samples")
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)) or np.any(x != np.trunc(x)):
+            raise InputError("input values must be integers (spikes 0/1 or graded integer payloads)")
+    if x.size and (x.max() > np.iinfo(np.int32).max or x.min() < np.iinfo(np.int32).min):
+        raise InputError("input values must fit in int32 (Lava's RingBuffer source holds int32)")
+    x = x.astype(np.int64)
+    if steps is not None:
+        if steps < 1:
+            raise InputError(f"steps must be >= 1, got {steps}")
+        t = x.shape[-1]
+        if steps < t:
+            x = x[..., :steps]
+        elif steps > t:
+            x = np.concatenate([x, np.zeros((*x.shape[:-1], steps - t), np.int64)], axis=-1)
+    return x, batched
+
+
+def input_shape(layers: list[LayerSpec]) -> tuple[int, ...]:
+    """Shape (Lava order) of one time step of network input."""
+    try:
+        return network_shapes(layers)[0]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------- synapses
+def _payload(x: np.ndarray, graded: bool) -> np.ndarray:
+    """What a synapse multiplies: the graded payload, or 1 for any non-zero (``s_in.astype(bool)``)."""
+    return np.ascontiguousarray(x, dtype=np.int64) if graded else np.ascontiguousarray(x != 0, dtype=np.int64)
+
+
+def _matmul_exact(s: np.ndarray, w: np.ndarray, s_max: float | None = None) -> np.ndarray:
+    """``s @ w.T`` over the last axis of ``s`` (any leading axes) for integer-valued arrays (``s`` may
+    already be float64), exactly: one float64 BLAS product when no partial sum can reach 2**53, else int64
+    (exact modulo 2**64)."""
+    lead = s.shape[:-1]
+    s2 = s.reshape(-1, s.shape[-1])
+    if s_max is None:
+        s_max = float(np.abs(s2).max(initial=0))
+    bound = float(np.abs(w).sum(axis=1).max(initial=0)) * s_max
+    if bound < _EXACT_FLOAT32:  # the common case (8-bit weights, spikes): float32 BLAS is exact and 2x faster
+        out = (s2.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+    elif bound < _EXACT_FLOAT:
+        out = (s2.astype(np.float64, copy=False) @ w.T.astype(np.float64)).astype(np.int64)
+    else:
+        out = s2.astype(np.int64) @ w.T.astype(np.int64)
+    return out.reshape(*lead, w.shape[0])
+
+
+def _dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None, s: np.ndarray,
+                 graded: bool) -> np.ndarray:
+    """Synaptic input ``[T, B, out]`` (int64 holding int32 values) of a Dense/DelayDense for presynaptic
+    payloads ``s`` ``[T, B, in]``, one step of latency plus the delays included.
+
+    DelayDense shifts the sum of each (output, delay) group by ``weight_exp`` separately, so with a negative
+    exponent (a flooring right shift) the groups cannot be merged. Per-output (axonal) delays have one group
+    per output: one matrix product plus a per-column time shift. Per-input delays: one product per delay over
+    that delay's inputs only. General per-synapse delays: one masked product per distinct delay."""
+    steps = s.shape[0]
+    a_in = np.zeros((steps, *s.shape[1:-1], weights.shape[0]), np.int64)
+    if steps < 2:
+        return a_in
+    s_max = int(np.abs(s).max(initial=0))
+    bound = int(np.abs(weights).sum(axis=1).max(initial=0)) * s_max
+    s = s.astype(np.float32 if bound < _EXACT_FLOAT32 else np.float64)  # once; exactness checked per product
+    safe = (bound << max(weight_exp, 0)) < 2**31  # no int32 register can wrap: shift only
+
+    def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
+        return loihi.shift_exp(acc, weight_exp) if safe else loihi.dense_output(acc, weight_exp, graded, delayed)
+
+    if delays is None:
+        a_in[1:] = post(_matmul_exact(s[:-1], weights, s_max), False)
+        return a_in
+    if graded and not loihi.graded_products_fit_int32(np.abs(weights).max(initial=0), s_max):
+        raise InputError("graded payloads times weights exceed int32 in Lava's DelayDense (each product wraps); "
+                         "not emulated")
+    lags = [(int(d), 1 + int(d)) for d in np.unique(delays) if 1 + int(d) < steps]
+    if np.all(delays == delays[:, :1]):  # per output neuron
+        acc = _matmul_exact(s[:-1], weights, s_max)
+        per_out = delays[:, 0]
+        for d, lag in lags:
+            cols = per_out == d
+            a_in[lag:, ..., cols] += post(acc[: steps - lag, ..., cols], True)
+    elif np.all(delays == delays[:1, :]):  # per input neuron
+        per_in = delays[0]
+        for d, lag in lags:
+            rows = per_in == d
+            a_in[lag:] += post(_matmul_exact(s[: steps - lag, ..., rows], weights[:, rows], s_max), True)
+    else:
+        for d, lag in lags:
+            a_in[lag:] += post(_matmul_exact(s[: steps - lag], np.where(delays == d, weights, 0), s_max), True)
+    return a_in if safe else loihi.wrap_int32(a_in)
+
+
+def conv2d_exact(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                 groups: int = 1, chunk_bytes: int = 64 << 20) -> np.ndarray:
+    """PyTorch-style ``conv2d`` (cross-correlation, NCHW, weight ``(out, in/groups, kH, kW)``) for integer-valued
+    ``x``, computed exactly: one BLAS product per kernel offset in float32 or float64, chosen so that no
+    partial sum can lose precision. Returns int64 ``(N, out, Ho, Wo)``."""
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    g = int(groups)
+    og = o // g
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    bound = float(np.abs(weight).reshape(o, -1).sum(axis=1).max(initial=0)) * float(np.abs(x).max(initial=0))
     if bound >= _EXACT_FLOAT:
-        raise OverflowError("synaptic sums could exceed exact float64 range")
-    delays = layer.full_delay()
-    batch, steps, _ = x.shape
-    a_in = np.zeros((batch, steps, syn.weights.shape[0]), np.int64)
-    for d in np.unique(delays):
-        w_d = np.where(delays == d, syn.weights, 0).astype(np.float64)
-        lag = 1 + int(d)  # one step of synapse latency plus the programmed delay
-        if lag >= steps:
-            continue
-        acc = np.rint(s[:, : steps - lag] @ w_d.T).astype(np.int64)
-        a_in[:, lag:] += loihi.shift_exp(acc, syn.weight_exp)
+        raise OverflowError("conv sums exceed the exact float64 range")
+    dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
+    wg = weight.reshape(g, og, cg, kh, kw).astype(dtype)
+    out = np.empty((n, o, ho, wo), np.int64)
+    per_sample = max(1, c * ho * wo * np.dtype(dtype).itemsize * 2)
+    step = max(1, int(chunk_bytes // per_sample))
+    for n0 in range(0, n, step):
+        xp = np.pad(x[n0:n0 + step].astype(dtype, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        nb = xp.shape[0]
+        xg = xp.reshape(nb, g, cg, h + 2 * ph, w + 2 * pw)
+        acc = np.zeros((g, nb * ho * wo, og), dtype)
+        for i in range(kh):
+            for j in range(kw):
+                patch = xg[:, :, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                cols = patch.transpose(1, 0, 3, 4, 2).reshape(g, nb * ho * wo, cg)  # [G, N*Ho*Wo, Cg]
+                acc += cols @ wg[:, :, :, i, j].transpose(0, 2, 1)  # [G, Cg, Og]
+        out[n0:n0 + nb] = acc.reshape(g, nb, ho, wo, og).transpose(1, 0, 4, 2, 3).reshape(nb, o, ho, wo)
+    return out
+
+
+def _conv_input(layer: ConvLayerSpec, s: np.ndarray) -> np.ndarray:
+    """Synaptic input ``[T, B, C, H, W]`` of Lava's fixed_pt Conv for payloads ``s`` ``[T, B, C, H, W]``: the
+    raw (unshifted, unclipped) integer weights, output wrapped to 24 bits, one step of latency."""
+    steps, batch = s.shape[:2]
+    out_c, out_h, out_w = layer.shape
+    a_in = np.zeros((steps, batch, out_c, out_h, out_w), np.int64)
+    if steps < 2:
+        return a_in
+    w = layer.weight.astype(np.int64)
+    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * int(np.abs(s).max(initial=0))
+    if bound >= 2**31:
+        raise InputError(f"layer {layer.name}: conv sums could leave int32 (Lava's float->int32 cast is undefined "
+                         "there); not emulated")
+    y = conv2d_exact(s[:-1].reshape(-1, *s.shape[2:]), w, layer.stride, layer.padding, layer.dilation, layer.groups)
+    a_in[1:] = loihi.wrap_signed(y.reshape(steps - 1, batch, out_c, out_h, out_w), loihi.CONV_OUTPUT_BITS)
     return a_in
 
 
-def _neuron_params(neuron, bias) -> loihi.CubaParams:
-    return loihi.CubaParams.from_netx(neuron.i_decay, neuron.v_decay, neuron.vth_mant,
-                                      0 if bias is None else np.asarray(bias, np.int64))
+# -------------------------------------------------------------------------------------------- neurons
+def _bias_internal(bias, chw: tuple[int, ...]) -> np.ndarray | int:
+    """netx's bias broadcast (``AbstractBlock._neuron``) in the internal (C, H, W) layout."""
+    if bias is None:
+        return 0
+    b = np.asarray(bias, np.int64)
+    if len(chw) == 1:
+        return b.reshape(chw)
+    if b.shape == (chw[0],):  # channel-wise: bias_mant[:, :] = bias on the (W, H, C) neuron
+        return b.reshape(chw[0], *([1] * (len(chw) - 1)))
+    return b.transpose(tuple(range(b.ndim - 1, -1, -1)))  # neuron-wise, given in Lava's (W, H, C) order
 
 
-def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: int = 0) -> SimResult:
-    """Run ``inputs`` (``[batch, *input_shape, time]`` or ``[*input_shape, time]``) through ``layers``."""
-    x = np.asarray(inputs)
-    squeeze = x.ndim == 2
-    if squeeze:
-        x = x[None]
-    batch, steps = x.shape[0], x.shape[-1]
-    x = x.reshape(batch, -1, steps).transpose(0, 2, 1).astype(np.int64)  # [B, T, N]
+def _cuba_params(neuron: CubaNeuronSpec, bias) -> loihi.CubaParams:
+    return loihi.CubaParams.from_netx(neuron.i_decay, neuron.v_decay, neuron.vth_mant, 0 if bias is None else bias)
+
+
+def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool) -> np.ndarray:
+    """Feed-forward neuron population over time: ``a_in`` ``[T, B, *chw]`` -> outputs of the same shape."""
+    if neuron is None:  # netx's default integrator: threshold 1 << 17 is above the saturated voltage
+        return np.zeros(a_in.shape, bool)
+    if isinstance(neuron, CubaNeuronSpec):
+        return loihi.cuba_run_fast(a_in, _cuba_params(neuron, bias))
+    if is_input:
+        return loihi.delta_run(a_in, neuron.vth_mant)
+    if neuron.sigma_output:
+        return loihi.sigma_run(a_in)
+    return loihi.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias)
+
+
+def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> np.ndarray:
+    """RecurrentDense: the feed-forward synapse is vectorised, the feedback synapse runs step by step."""
+    syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec)
+    delays = layer.full_delay() if layer.delay is not None else None
+    weight_exp = syn.weight_exp if delays is None else 0  # netx gives DelayDense no weight_exp here
+    ff = _dense_input(syn.weights, weight_exp, delays, s, graded)
+    steps, batch, n = ff.shape
+    rec_delays = delays if delays is not None else None
+    if rec_delays is not None and rec_delays.shape != rec.weights.shape:
+        raise InputError(f"layer {layer.name}: dense_rec delays {rec_delays.shape} do not fit weight_rec "
+                         f"{rec.weights.shape} (netx reuses the input delays)")
+    groups = [(0, rec.weights)] if rec_delays is None else [
+        (int(d), np.where(rec_delays == d, rec.weights, 0)) for d in np.unique(rec_delays)]
+    pending = np.zeros((steps + loihi.MAX_DELAY + 2, batch, n), np.int64)
+    neuron = layer.neuron
+    out_dtype = bool if isinstance(neuron, CubaNeuronSpec) or neuron is None else np.int32
+    out = np.zeros((steps, batch, n), out_dtype)
+    if neuron is None:
+        return out
+    if isinstance(neuron, CubaNeuronSpec):
+        p = _cuba_params(neuron, bias)
+        rec_bound = int(loihi.shift_exp(np.abs(rec.weights).sum(axis=1).max(initial=0), max(weight_exp, 0)))
+        max_a6 = (float(np.abs(ff).max(initial=0)) + rec_bound) * 2**loihi.ACTIVATION_SHIFT
+        fast = max_a6 < loihi.STATE_LIMIT
+        kernel = loihi.CubaKernel((batch, n), p, max_a6) if fast else loihi.CubaExactKernel((batch, n), p)
+    else:
+        kind = "sigma" if neuron.sigma_output else "sigma_delta"
+        kernel = loihi.SigmaDeltaKernel((batch, n), kind, neuron.vth_mant, 0 if bias is None else bias)
+    rec_graded = graded  # netx builds the feedback synapse with the layer's *input* message bits
+    for t in range(steps):
+        a = loihi.wrap_int32(ff[t] + pending[t])
+        if out_dtype is bool:
+            if fast:
+                kernel.step(loihi.cuba_input6(a).astype(np.float64), out[t])
+            else:
+                kernel.step(a, out[t])
+        else:
+            out[t] = kernel.step(a)
+        payload = _payload(out[t], rec_graded)
+        if not payload.any():
+            continue
+        for d, w_d in groups:
+            acc = payload @ w_d.T
+            pending[t + 1 + d] += loihi.dense_output(acc, weight_exp, rec_graded, delayed=rec_delays is not None)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ simulate
+def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: int = 0,
+             steps: int | None = None) -> SimResult:
+    """Run ``inputs`` (``[batch, *input_shape, time]`` or ``[*input_shape, time]``, Lava's order; flat
+    neuron axes accepted) through ``layers``. ``input_message_bits > 0`` makes the first synapse multiply
+    graded input payloads (``hdf5.Network(input_message_bits=...)``); otherwise any non-zero is a spike.
+    ``steps`` pads the input with zeros (or truncates it) to that many time steps."""
+    try:
+        net_in, blocks = network_shapes(layers)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    x_lava, batched = prepare_inputs(inputs, net_in, steps)
+    x = _from_lava(x_lava)  # [T, B, *chw]
     graded = input_message_bits > 0
-    spikes: list[np.ndarray] = []
-    for layer in layers:
-        if isinstance(layer, InputLayerSpec):
-            if layer.neuron is None:
-                continue
-            a_in = x  # netx's Input block wires its in-port straight to the neuron's a_in
-            neuron, bias = layer.neuron, layer.bias
-        elif isinstance(layer, DenseLayerSpec):
-            a_in = _synaptic_input(layer, x, graded)
-            neuron, bias = layer.neuron, layer.bias
-        else:  # pragma: no cover - read_netx only yields the types above
-            raise TypeError(type(layer).__name__)
-        out = loihi.cuba_run(a_in, _neuron_params(neuron, bias))
-        spikes.append(out)
-        x = out.astype(np.int64)
-        graded = neuron.message_bits > 0  # the next synapse multiplies payloads instead of counting spikes
-    output = x.transpose(0, 2, 1).astype(np.int32)
-    return SimResult(output[0] if squeeze else output, spikes)
+    outputs, graded_flags = [], []
+    for blk in blocks:
+        layer = layers[blk.index]
+        y = _run_block(layer, blk, x, graded)
+        outputs.append(_to_lava(y))
+        neuron = layer.neuron
+        graded = neuron is not None and neuron.graded
+        graded_flags.append(isinstance(neuron, SdnnNeuronSpec))
+        x = y
+    output = outputs[-1] if batched else outputs[-1][0]
+    return SimResult(output, outputs, graded_flags)
+
+
+def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) -> np.ndarray:
+    steps, batch = x.shape[:2]
+    if isinstance(layer, InputLayerSpec):
+        a_in = loihi.wrap_int32(x)  # RingBuffer -> neuron.a_in: raw int32 data, no synapse
+        return _run_neurons(layer.neuron, a_in, None, is_input=True)
+    if isinstance(layer, DenseLayerSpec):
+        s = _payload(x, graded).reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order
+        bias = _bias_internal(layer.bias, blk.chw)
+        if layer.recurrent:
+            return _run_recurrent(layer, s, graded, layer.bias)
+        syn = loihi.netx_dense_weights(layer.weight)
+        delays = layer.full_delay() if layer.delay is not None else None
+        a_in = _dense_input(syn.weights, syn.weight_exp, delays, s, graded)
+        return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False)
+    if isinstance(layer, ConvLayerSpec):
+        a_in = _conv_input(layer, _payload(x, graded))
+        bias = _bias_internal(layer.bias, blk.chw) if layer.bias is not None else None
+        return _run_neurons(layer.neuron, a_in, bias, is_input=False)
+    raise TypeError(type(layer).__name__)  # pragma: no cover - network_shapes only yields neuron blocks
+
+
+def simulate_file(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
+                  steps: int | None = None, num_layers: int | None = None) -> SimResult:
+    """Read a netx file and :func:`simulate` it."""
+    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps)

@@ -1,10 +1,25 @@
 """lava-dl netx HDF5: a typed description of the layers, a writer and a reader.
 
 The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl 0.6, ``netx/hdf5.py`` and
-``NetDict``): group ``layer/<i>`` in data-flow order, each with a ``type`` byte string, ``shape``
-(netx order, i.e. reversed for conv: C,H,W stored; dense: ``(out,)``), integer ``weight``, optional ``bias``
-and ``delay`` and a ``neuron`` group (``type``, ``iDecay``, ``vDecay``, ``vThMant``, optional
-``messageBits``). Writing goes to a temporary file that replaces the target only when complete.
+``NetDict``): group ``layer/<i>`` in data-flow order, each with a ``type`` byte string (``input``, ``dense``,
+``dense_rec``, ``conv``, ``flatten``), ``shape`` (slayer's order: C,H,W for conv layers, which netx reverses
+to Lava's W,H,C; dense: ``(out,)``), integer ``weight`` (dense ``(out, in)``, conv ``(out, in/groups, kH,
+kW)``), ``weight_rec`` (dense_rec), optional ``bias`` and ``delay`` (dense) and conv ``stride``, ``padding``,
+``dilation`` (H,W order), ``groups``, and a ``neuron`` group (``type`` CUBA/LOIHI with ``iDecay``, ``vDecay``,
+``vThMant``; or SDNN with ``vThMant`` and optional ``sigma_output``). Writing goes to a temporary file that
+replaces the target only when complete.
+
+What netx does with a file, and so what the reader mirrors (see docs/simulator.md):
+
+* an input layer's ``weight``/``bias`` become the Input block's unused ``transform`` (netx reads them with
+  ``int(...)``, so they must be scalars); the input neuron gets no bias;
+* float datasets are truncated toward zero (``NetDict`` copies ``weight``/``bias`` with ``astype(int)``);
+  delays above 62 are clipped to 0..62;
+* conv ``delay`` datasets are ignored;
+* a ``neuron/messageBits`` dataset makes netx hand Lava an HDF5 handle instead of a number, and the Lava run
+  fails; such files are refused with a one-line error (the writer never writes the key);
+* pool, convT, unpool, average, concat (NotImplementedError in netx), complex dense and RF neurons are
+  refused with a one-line error naming the layer.
 """
 
 from __future__ import annotations
@@ -18,6 +33,10 @@ import numpy as np
 
 from ptsnn.errors import InputError
 
+SDNN_DEFAULT_MESSAGE_BITS = 16  # netx's default for SDNN neurons when the file has no messageBits
+NETX_MAX_DELAY = 62
+NETX_UNBUILDABLE = ("pool", "convT", "unpool", "average", "concat")  # netx raises NotImplementedError
+
 
 @dataclass(frozen=True)
 class CubaNeuronSpec:
@@ -26,12 +45,12 @@ class CubaNeuronSpec:
     i_decay: int  # 0..4096; netx passes du = iDecay - 1 to Lava
     v_decay: int  # 0..4096
     vth_mant: int
-    message_bits: int = 0  # > 0: graded spikes carrying the voltage (netx key ``messageBits``)
+    message_bits: int = 0  # > 0: the next synapse treats the (0/1) spikes as graded payloads
     type: str = "CUBA"
 
     def __post_init__(self):
-        if not 1 <= self.i_decay <= 4096:
-            raise ValueError(f"iDecay must be in 1..4096, got {self.i_decay}")
+        if not 0 <= self.i_decay <= 4096:
+            raise ValueError(f"iDecay must be in 0..4096, got {self.i_decay}")
         if not 0 <= self.v_decay <= 4096:
             raise ValueError(f"vDecay must be in 0..4096, got {self.v_decay}")
         if not 0 <= self.vth_mant < 2**17:
@@ -39,27 +58,75 @@ class CubaNeuronSpec:
         if not 0 <= self.message_bits <= 24:
             raise ValueError(f"messageBits must be in 0..24, got {self.message_bits}")
 
+    @property
+    def graded(self) -> bool:
+        return self.message_bits > 0
+
+
+@dataclass(frozen=True)
+class SdnnNeuronSpec:
+    """netx ``neuron`` group of a sigma-delta (``SDNN``) neuron. netx builds a ``Delta`` process for an input
+    layer, a ``Sigma`` for ``sigma_output`` layers and a ReLU ``SigmaDelta`` otherwise, all with
+    ``spike_exp = state_exp = 6``; their outputs are graded (16 message bits by default)."""
+
+    vth_mant: int
+    sigma_output: bool = False
+    activation: str = "relu"  # netx ignores the key: SigmaDelta is always ReLU
+    message_bits: int = SDNN_DEFAULT_MESSAGE_BITS
+    type: str = "SDNN"
+
+    def __post_init__(self):
+        if not 0 <= self.vth_mant < 2**24:
+            raise ValueError(f"vThMant must be in 0..2**24-1, got {self.vth_mant}")
+        if not 0 <= self.message_bits <= 24:
+            raise ValueError(f"messageBits must be in 0..24, got {self.message_bits}")
+
+    @property
+    def graded(self) -> bool:
+        return self.message_bits > 0
+
+
+NeuronSpec = CubaNeuronSpec | SdnnNeuronSpec
+
+
+def _scalar_or_none(value, what: str):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ValueError(f"netx reads an input layer's {what} as one scalar, got shape {arr.shape}")
+    return arr.reshape(())
+
 
 @dataclass(frozen=True)
 class InputLayerSpec:
-    """``type = input``. Without a neuron it only states the input shape; with one, input spikes enter that
-    neuron's ``a_in`` directly (netx's Input block)."""
+    """``type = input``. Without a neuron it only states the input shape (slayer order, e.g. C,H,W); with one,
+    the data enters that neuron's ``a_in`` directly (netx's Input block, no synapse, no latency). ``bias`` and
+    ``weight`` are netx's scalar ``transform`` entries, which netx stores but never applies."""
 
     shape: tuple[int, ...]
-    neuron: CubaNeuronSpec | None = None
+    neuron: NeuronSpec | None = None
     bias: np.ndarray | None = None
+    weight: np.ndarray | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "bias", _scalar_or_none(self.bias, "bias"))
+        object.__setattr__(self, "weight", _scalar_or_none(self.weight, "weight"))
 
 
 @dataclass(frozen=True)
 class DenseLayerSpec:
-    """``type = dense``: ``weight[out, in]`` integers, optional per-synapse ``delay`` (same shape, or per
-    output / per input, 0..62) and per-neuron ``bias`` mantissas."""
+    """``type = dense`` (or ``dense_rec`` with ``weight_rec``): ``weight[out, in]`` integers, optional
+    per-synapse ``delay`` (same shape, or per output / per input, 0..62) and per-neuron ``bias`` mantissas.
+    ``neuron=None`` is netx's default for a dense layer without a neuron group (a non-leaky integrator with
+    threshold ``1 << 17``, which can never spike)."""
 
     weight: np.ndarray
-    neuron: CubaNeuronSpec
+    neuron: NeuronSpec | None
     delay: np.ndarray | None = None
     bias: np.ndarray | None = None
     name: str = field(default="", compare=False)
+    weight_rec: np.ndarray | None = None
 
     def __post_init__(self):
         if self.weight.ndim != 2:
@@ -72,10 +139,27 @@ class DenseLayerSpec:
                 raise ValueError(f"delays must be in 0..62, got {d.min()}..{d.max()}")
         if self.bias is not None and np.asarray(self.bias).shape != (self.weight.shape[0],):
             raise ValueError(f"bias shape {np.asarray(self.bias).shape} != ({self.weight.shape[0]},)")
+        if self.weight_rec is not None:
+            n = self.weight.shape[0]
+            if np.asarray(self.weight_rec).shape != (n, n):
+                raise ValueError(f"weight_rec shape {np.asarray(self.weight_rec).shape} != ({n}, {n})")
+            if self.delay is not None and self.weight.shape[1] != n:
+                raise ValueError("a dense_rec layer with delays needs in == out (netx gives the feedback synapse "
+                                 "the input synapse's (out, in) delay matrix)")
+        if isinstance(self.neuron, SdnnNeuronSpec) and self.neuron.sigma_output and self.bias is not None:
+            raise ValueError("netx cannot give a Sigma (sigma_output) neuron a bias")
 
     @property
     def shape(self) -> tuple[int]:
         return (int(self.weight.shape[0]),)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.weight_rec is not None
+
+    @property
+    def type(self) -> str:
+        return "dense_rec" if self.recurrent else "dense"
 
     def full_delay(self) -> np.ndarray:
         """Per-synapse delays ``[out, in]`` the way netx broadcasts a 1-D delay vector."""
@@ -90,23 +174,108 @@ class DenseLayerSpec:
         return np.repeat(d.reshape(1, -1), out_n, axis=0)
 
 
-LayerSpec = InputLayerSpec | DenseLayerSpec
+def _pair(value, what: str) -> tuple[int, int]:
+    arr = np.asarray(value).astype(np.int64).reshape(-1)
+    if arr.size == 1:
+        return int(arr[0]), int(arr[0])
+    if arr.size != 2:
+        raise ValueError(f"conv {what} must be a scalar or (H, W), got {value!r}")
+    return int(arr[0]), int(arr[1])
 
 
-def _write_neuron(group, neuron: CubaNeuronSpec) -> None:
+@dataclass(frozen=True)
+class ConvLayerSpec:
+    """``type = conv``: ``weight[out, in/groups, kH, kW]`` integers (PyTorch/slayer order; netx flips and
+    transposes it for Lava), ``stride``/``padding``/``dilation`` in (H, W) order, ``groups``, per-channel
+    ``bias`` ``(out,)`` or per-neuron bias in Lava's (W, H, C) order, and the output ``shape`` (C, H, W)."""
+
+    weight: np.ndarray
+    neuron: NeuronSpec
+    shape: tuple[int, int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: np.ndarray | None = None
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if self.weight.ndim != 4:
+            raise ValueError(f"conv weight must be 4-D (out, in/groups, kH, kW), got shape {self.weight.shape}")
+        for what in ("stride", "padding", "dilation"):
+            object.__setattr__(self, what, _pair(getattr(self, what), what))
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "groups", int(self.groups))
+        if len(self.shape) != 3:
+            raise ValueError(f"conv shape must be (C, H, W), got {self.shape}")
+        if self.shape[0] != self.weight.shape[0]:
+            raise ValueError(f"conv shape {self.shape} has {self.shape[0]} channels, weight has {self.weight.shape[0]}")
+        if self.groups < 1 or self.weight.shape[0] % self.groups:
+            raise ValueError(f"{self.weight.shape[0]} output channels are not divisible by groups={self.groups}")
+        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
+            raise ValueError(f"bad conv geometry stride={self.stride} padding={self.padding} dilation={self.dilation}")
+        if self.bias is not None:
+            b = np.asarray(self.bias)
+            lava_shape = self.shape[::-1]
+            if b.shape != (self.shape[0],) and b.shape != lava_shape:
+                raise ValueError(f"conv bias shape {b.shape} is neither ({self.shape[0]},) nor {lava_shape} (W, H, C)")
+        if isinstance(self.neuron, SdnnNeuronSpec) and self.neuron.sigma_output and self.bias is not None:
+            raise ValueError("netx cannot give a Sigma (sigma_output) neuron a bias")
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weight.shape[2]), int(self.weight.shape[3])
+
+    def output_shape(self, input_chw: tuple[int, int, int]) -> tuple[int, int, int]:
+        """(C, H, W) output of this convolution for a (C, H, W) input (Lava's ``conv.utils.output_shape``)."""
+        c, h, w = input_chw
+        if c != self.weight.shape[1] * self.groups:
+            raise ValueError(f"conv expects {self.weight.shape[1] * self.groups} input channels, got {c}")
+        out = []
+        for size, k, s, p, d in zip((h, w), self.kernel, self.stride, self.padding, self.dilation):
+            n = (size + 2 * p - d * (k - 1) - 1) // s + 1
+            if n <= 0:
+                raise ValueError(f"conv output would be empty for input {input_chw}")
+            out.append(n)
+        return (int(self.weight.shape[0]), out[0], out[1])
+
+
+@dataclass(frozen=True)
+class FlattenLayerSpec:
+    """``type = flatten``: the next dense layer reads the previous (W, H, C) layer through netx's
+    ``transpose([2, 1, 0]).flatten()``, i.e. in (C, H, W) order, as slayer's Flatten does."""
+
+    shape: tuple[int, ...] | None = None
+
+
+LayerSpec = InputLayerSpec | DenseLayerSpec | ConvLayerSpec | FlattenLayerSpec
+
+
+def _write_neuron(group, neuron: NeuronSpec | None) -> None:
+    if neuron is None:
+        return
     group.create_dataset("neuron/type", (1,), "S10", [neuron.type.encode("ascii")])
+    group.create_dataset("neuron/vThMant", data=np.int64(neuron.vth_mant))
+    if isinstance(neuron, SdnnNeuronSpec):
+        group.create_dataset("neuron/activation", (1,), "S10", [neuron.activation.encode("ascii")])
+        if neuron.sigma_output:
+            group.create_dataset("neuron/sigma_output", data=True)
+        if neuron.message_bits != SDNN_DEFAULT_MESSAGE_BITS:
+            raise ValueError("netx cannot run files with neuron/messageBits; SDNN layers always use 16 bits")
+        return
     group.create_dataset("neuron/iDecay", data=np.int64(neuron.i_decay))
     group.create_dataset("neuron/vDecay", data=np.int64(neuron.v_decay))
-    group.create_dataset("neuron/vThMant", data=np.int64(neuron.vth_mant))
     group.create_dataset("neuron/refDelay", data=np.int64(1))
-    if neuron.message_bits:
-        group.create_dataset("neuron/messageBits", data=np.int64(neuron.message_bits))
+    # messageBits is deliberately not written: lava-dl 0.6's NetDict returns an HDF5 handle for that key and
+    # the Lava run fails. For CUBA neurons it changes nothing numerically (the spikes are 0/1 either way).
 
 
 def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
-    """Write ``layers`` as a netx HDF5 file (atomically). Returns the path."""
+    """Write ``layers`` as a netx HDF5 file (atomically). Returns the path. Raises ValueError for layer chains
+    netx could not wire (shape mismatches, conv without an input shape, dense after conv without flatten)."""
     import h5py
 
+    network_shapes(layers)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -119,19 +288,37 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
                 if isinstance(layer, InputLayerSpec):
                     g.create_dataset("type", (1,), "S10", [b"input"])
                     g.create_dataset("shape", data=np.array(layer.shape, np.int64))
-                    if layer.neuron is not None:
-                        _write_neuron(g, layer.neuron)
+                    _write_neuron(g, layer.neuron)
                     if layer.bias is not None:
-                        g.create_dataset("bias", data=np.asarray(layer.bias, np.int64))
+                        g.create_dataset("bias", data=np.asarray(layer.bias, np.int64).reshape(1))
+                    if layer.weight is not None:
+                        g.create_dataset("weight", data=np.asarray(layer.weight, np.int64).reshape(1))
                 elif isinstance(layer, DenseLayerSpec):
-                    g.create_dataset("type", (1,), "S10", [b"dense"])
+                    g.create_dataset("type", (1,), "S10", [layer.type.encode("ascii")])
                     g.create_dataset("shape", data=np.array(layer.shape, np.int64))
                     g.create_dataset("weight", data=np.asarray(layer.weight, np.int64))
+                    if layer.weight_rec is not None:
+                        g.create_dataset("weight_rec", data=np.asarray(layer.weight_rec, np.int64))
                     if layer.delay is not None:
                         g.create_dataset("delay", data=np.asarray(layer.delay, np.int64))
                     if layer.bias is not None:
                         g.create_dataset("bias", data=np.asarray(layer.bias, np.int64))
                     _write_neuron(g, layer.neuron)
+                elif isinstance(layer, ConvLayerSpec):
+                    g.create_dataset("type", (1,), "S10", [b"conv"])
+                    g.create_dataset("shape", data=np.array(layer.shape, np.int64))
+                    g.create_dataset("weight", data=np.asarray(layer.weight, np.int64))
+                    g.create_dataset("stride", data=np.array(layer.stride, np.int64))
+                    g.create_dataset("padding", data=np.array(layer.padding, np.int64))
+                    g.create_dataset("dilation", data=np.array(layer.dilation, np.int64))
+                    g.create_dataset("groups", data=np.int64(layer.groups))
+                    if layer.bias is not None:
+                        g.create_dataset("bias", data=np.asarray(layer.bias, np.int64))
+                    _write_neuron(g, layer.neuron)
+                elif isinstance(layer, FlattenLayerSpec):
+                    g.create_dataset("type", (1,), "S10", [b"flatten"])
+                    if layer.shape is not None:
+                        g.create_dataset("shape", data=np.array(layer.shape, np.int64))
                 else:
                     raise TypeError(f"cannot write layer of type {type(layer).__name__}")
         os.replace(tmp, path)
@@ -146,17 +333,56 @@ def _read_str(ds) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
-def _read_neuron(group) -> CubaNeuronSpec:
+def _int_array(ds) -> np.ndarray:
+    """netx's ``NetDict`` copy of ``weight``/``weight_rec``/``bias``: ``astype(int)`` (truncates floats)."""
+    return np.asarray(ds[()]).astype(np.int64)
+
+
+def _scalar_int(ds, what: str) -> int:
+    arr = np.asarray(ds[()])
+    if arr.size != 1:
+        raise InputError(f"neuron/{what} must be one number (per-neuron values are not supported), got shape {arr.shape}")
+    return int(arr.reshape(()))
+
+
+def _read_neuron(group, index: int, kind: str) -> NeuronSpec:
     n = group["neuron"]
-    kind = _read_str(n["type"])
-    if kind not in ("CUBA", "LOIHI"):
-        raise InputError(f"neuron type {kind!r} is not supported yet (CUBA, LOIHI)")
-    bits = int(n["messageBits"][()]) if "messageBits" in n else 0
-    return CubaNeuronSpec(int(n["iDecay"][()]), int(n["vDecay"][()]), int(n["vThMant"][()]), bits, kind)
+    ntype = _read_str(n["type"])
+    if "messageBits" in n:
+        raise InputError(f"layer {index} ({kind}): neuron/messageBits is set; lava-dl 0.6 netx passes an HDF5 handle "
+                         "instead of its value and the Lava run fails; remove the dataset")
+    if ntype in ("CUBA", "LOIHI"):
+        return CubaNeuronSpec(_scalar_int(n["iDecay"], "iDecay"), _scalar_int(n["vDecay"], "vDecay"),
+                              _scalar_int(n["vThMant"], "vThMant"), 0, ntype)
+    if ntype == "SDNN":
+        activation = _read_str(n["activation"]) if "activation" in n else "relu"
+        return SdnnNeuronSpec(_scalar_int(n["vThMant"], "vThMant"), sigma_output="sigma_output" in n,
+                              activation=activation)
+    if "RF" in ntype:
+        raise InputError(f"layer {index} ({kind}): neuron type {ntype!r} (resonate-and-fire) is not supported by "
+                         "the fast simulator")
+    raise InputError(f"layer {index} ({kind}): neuron type {ntype!r} is unknown to netx (CUBA, LOIHI, SDNN, RF)")
 
 
-def read_netx(path: str | os.PathLike) -> list[LayerSpec]:
-    """Read a netx HDF5 file into layer specs; unreadable or unsupported content is a one-line InputError."""
+def _read_delay(g, weight: np.ndarray) -> np.ndarray | None:
+    if "delay" not in g:
+        return None
+    delay = np.asarray(g["delay"][()], np.float64)
+    if delay.size and delay.max() > NETX_MAX_DELAY:  # netx warns and clips (also the negative ones, then)
+        delay = np.clip(delay, 0, NETX_MAX_DELAY)
+    delay = delay.astype(np.int64)  # DelayDense(delays=delay.astype(int))
+    if delay.ndim == 0:
+        delay = np.full(weight.shape, int(delay), np.int64)
+    if delay.size and delay.min() < 0:
+        raise ValueError(f"negative delays ({delay.min()}) are dropped silently by Lava's DelayDense; refusing")
+    return delay
+
+
+def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[LayerSpec]:
+    """Read a netx HDF5 file into layer specs; unreadable or unsupported content is a one-line InputError.
+
+    ``num_layers`` mirrors ``hdf5.Network(num_layers=...)``: only the first ``num_layers`` entries of
+    ``layer/`` are read (e.g. to drop a trailing ``average`` layer netx cannot build)."""
     import h5py
 
     path = Path(path)
@@ -169,24 +395,143 @@ def read_netx(path: str | os.PathLike) -> list[LayerSpec]:
     with f:
         if "layer" not in f:
             raise InputError(f"{path}: no 'layer' group; not a netx network")
+        count = len(f["layer"]) if num_layers is None else min(len(f["layer"]), int(num_layers))
+        if count == 0:
+            raise InputError(f"{path}: the 'layer' group is empty")
         layers: list[LayerSpec] = []
-        for i in range(len(f["layer"])):
+        for i in range(count):
+            if str(i) not in f["layer"]:
+                raise InputError(f"{path}: layer {i} is missing (layers must be numbered 0..N-1)")
             g = f["layer"][str(i)]
-            kind = _read_str(g["type"])
+            kind = _read_str(g["type"]) if "type" in g else "?"
             try:
-                if kind == "input":
-                    neuron = _read_neuron(g) if "neuron" in g else None
-                    bias = g["bias"][()].astype(np.int64) if "bias" in g else None
-                    layers.append(InputLayerSpec(tuple(int(s) for s in g["shape"][()]), neuron, bias))
-                elif kind == "dense":
-                    weight = g["weight"][()].astype(np.int64)
-                    if weight.ndim == 1:
-                        weight = weight.reshape(int(np.prod(g["shape"][()])), -1)
-                    delay = g["delay"][()].astype(np.int64) if "delay" in g else None
-                    bias = g["bias"][()].astype(np.int64) if "bias" in g else None
-                    layers.append(DenseLayerSpec(weight, _read_neuron(g), delay, bias, name=f"layer{i}"))
-                else:
-                    raise InputError(f"layer {i} has type {kind!r}, not supported yet")
-            except (KeyError, ValueError) as exc:
-                raise InputError(f"{path}: layer {i} ({kind}): {exc}") from None
+                layers.append(_read_layer(g, i, kind))
+            except InputError as exc:
+                raise InputError(f"{path}: {exc}") from None
+            except (KeyError, ValueError, TypeError) as exc:
+                msg = str(exc).strip("'\"") or exc.__class__.__name__
+                raise InputError(f"{path}: layer {i} ({kind}): {msg}") from None
+        _check_chain(layers, path)
         return layers
+
+
+def _read_layer(g, i: int, kind: str) -> LayerSpec:
+    name = f"layer{i}"
+    if kind == "input":
+        shape = tuple(int(s) for s in g["shape"][()]) if "shape" in g else ()
+        if "neuron" not in g:
+            return InputLayerSpec(shape)
+        bias = g["bias"][()] if "bias" in g else None
+        weight = g["weight"][()] if "weight" in g else None
+        neuron = _read_neuron(g, i, kind)
+        return InputLayerSpec(shape, neuron, None if bias is None else np.asarray(bias).astype(np.int64),
+                              None if weight is None else np.asarray(weight).astype(np.int64))
+    if kind in ("dense", "dense_rec"):
+        if "weight/imag" in g or "weight/real" in g:
+            raise InputError(f"layer {i} ({kind}): complex weights (dense_comp) are not supported by the fast simulator")
+        n_out = int(np.prod(g["shape"][()]))
+        weight = _int_array(g["weight"])
+        if weight.ndim == 1:
+            weight = weight.reshape(n_out, -1)
+        weight_rec = None
+        if kind == "dense_rec":
+            weight_rec = _int_array(g["weight_rec"])
+            if weight_rec.ndim == 1:
+                weight_rec = weight_rec.reshape(n_out, -1)
+        if weight.shape[0] != n_out:
+            raise ValueError(f"weight has {weight.shape[0]} rows but shape says {n_out} neurons")
+        bias = _int_array(g["bias"]).reshape(-1) if "bias" in g else None
+        neuron = _read_neuron(g, i, kind) if "neuron" in g else None
+        return DenseLayerSpec(weight, neuron, _read_delay(g, weight), bias, name=name, weight_rec=weight_rec)
+    if kind == "conv":
+        weight = _int_array(g["weight"])
+        weight = weight.reshape(weight.shape[:4])  # slayer exports (out, in, kH, kW, 1)
+        bias = _int_array(g["bias"]) if "bias" in g else None
+        shape = tuple(int(s) for s in g["shape"][()])
+        return ConvLayerSpec(weight, _read_neuron(g, i, kind), shape, g["stride"][()], g["padding"][()],
+                             g["dilation"][()], int(np.asarray(g["groups"][()]).reshape(())), bias, name=name)
+    if kind == "flatten":
+        return FlattenLayerSpec(tuple(int(s) for s in g["shape"][()]) if "shape" in g else None)
+    if kind in NETX_UNBUILDABLE:
+        raise InputError(f"layer {i} has type {kind!r}, which lava-dl 0.6 netx cannot build (NotImplementedError)")
+    if kind == "dense_comp":
+        raise InputError(f"layer {i} has type 'dense_comp' (complex dense), not supported by the fast simulator")
+    raise InputError(f"layer {i} has unknown type {kind!r}")
+
+
+def _check_chain(layers: list[LayerSpec], path) -> None:
+    """The connectivity checks netx/Lava make when they wire the blocks (shape mismatches are errors there)."""
+    try:
+        network_shapes(layers)
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class LayerShapes:
+    """Per Lava block: index into ``layers``, the block's output shape in Lava's (x, y, z) order, its neurons'
+    input shape in slayer order (C,H,W) or (N,), and whether a flatten precedes it."""
+
+    index: int
+    lava_shape: tuple[int, ...]
+    chw: tuple[int, ...]
+    in_chw: tuple[int, ...]
+    flatten_before: bool
+
+
+def network_shapes(layers: list[LayerSpec]) -> tuple[tuple[int, ...], list[LayerShapes]]:
+    """Walk the layers as netx does; return the network input shape (Lava order, what ``net.inp`` or the
+    input neuron's ``a_in`` takes) and one :class:`LayerShapes` per Lava block. Raises ValueError where netx
+    or Lava would fail to build or connect the blocks."""
+    blocks: list[LayerShapes] = []
+    input_chw: tuple[int, ...] | None = None
+    flatten_next = False
+    net_input: tuple[int, ...] | None = None
+    for i, layer in enumerate(layers):
+        prev = blocks[-1].chw if blocks else input_chw
+        if isinstance(layer, InputLayerSpec):
+            if layer.neuron is None:
+                input_chw = tuple(layer.shape) if layer.shape else None
+                continue
+            if blocks:
+                raise ValueError(f"layer {i}: an input layer with a neuron must come first")
+            chw = tuple(layer.shape)
+            if not chw:
+                raise ValueError(f"layer {i} (input): a neuron needs a shape")
+            blocks.append(LayerShapes(i, chw[::-1], chw, chw, False))
+            net_input = chw[::-1]
+        elif isinstance(layer, FlattenLayerSpec):
+            flatten_next = True
+        elif isinstance(layer, ConvLayerSpec):
+            if prev is None:
+                raise ValueError(f"layer {i} (conv): input shape could not be inferred (netx needs an input layer shape)")
+            if len(prev) != 3:
+                raise ValueError(f"layer {i} (conv): needs a 3-D (C, H, W) input, got {prev}")
+            try:
+                out = layer.output_shape(prev)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} (conv): {exc}") from None
+            if out != layer.shape:
+                raise ValueError(f"layer {i} (conv): shape {layer.shape} != computed output {out}")
+            if not blocks:
+                net_input = prev[::-1]
+            blocks.append(LayerShapes(i, out[::-1], out, prev, False))
+            flatten_next = False  # netx only honours a flatten before a dense layer
+        elif isinstance(layer, DenseLayerSpec):
+            n_in = layer.weight.shape[1]
+            flat = flatten_next and bool(blocks)
+            if blocks:
+                if len(prev) > 1 and not flat:
+                    raise ValueError(f"layer {i} ({layer.type}): follows a {len(prev)}-D layer {prev} without a flatten")
+                if int(np.prod(prev)) != n_in:
+                    raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, previous layer has "
+                                     f"{int(np.prod(prev))}")
+            else:
+                net_input = (n_in,)
+            blocks.append(LayerShapes(i, layer.shape, layer.shape, (n_in,), flat))
+            flatten_next = False
+        else:  # pragma: no cover
+            raise TypeError(type(layer).__name__)
+    if not blocks:
+        raise ValueError("the network has no layer with neurons")
+    return net_input, blocks

@@ -31,8 +31,8 @@ class ModelConfig:
     prompts: int = 4  # learnable soft prompts (query vectors)
     calibrated_blocks: int = 1  # blocks after the attention whose neurons get prompt-driven bias current
     threshold: float = 1.0  # PLIF threshold (float units)
-    tau_init: float = 2.0  # PLIF initial membrane time constant: decay factor sigmoid(w) = 1 / tau
-    context_tau_init: float = 8.0  # slower leak of the context (prompt state) neurons
+    tau_init: float = 4.0  # PLIF initial membrane time constant: decay factor sigmoid(w) = 1 / tau
+    context_tau_init: float = 32.0  # slower leak of the context (prompt state) neurons
     surrogate: str = "atan"  # atan | sigmoid | triangle
     surrogate_alpha: float = 2.0
     dropout: float = 0.1
@@ -60,14 +60,14 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
+    epochs: int = 20
     qat_epochs: int = 3  # quantization-aware fine-tuning epochs after float training (with --qat)
     batch_size: int = 16
     lr: float = 2e-3
     qat_lr: float = 5e-4
     weight_decay: float = 1e-2
-    patience: int = 5  # early stopping on validation UA
-    max_frames: int = 200  # crop long utterances during training (4 s at 50 Hz)
+    patience: int = 8  # early stopping on validation UA (one 48-utterance speaker: noisy)
+    max_frames: int = 100  # crop long utterances during training (2 s at 50 Hz)
     seed: int = 0
     num_workers: int = 0
     rate_reg: float = 0.0  # optional firing-rate regulariser weight
