@@ -2,7 +2,7 @@
 
 synthetic acted-emotion corpus -> train the small PTS-SNN (float, then quantization-aware) -> ptsnn-convert
 --target loihi2 -> verify: quantized PyTorch == fast simulator on the test split and == Lava's CPU
-simulation on a few utterances -> report (when the report stage is installed) -> one summary screen.
+simulation on a few utterances -> per-layer spike/energy report -> one summary screen.
 """
 
 from __future__ import annotations
@@ -59,14 +59,15 @@ def demo(
     with console.status("verifying...") as status:
         rep = verify(bundle, model, feats, names, labels, lava_count=lava, host=HostRunner(bundle),
                      host_inputs=host_inputs, log_dir=out / "logs", progress=lambda m: status.update(m))
-    report_path = None
-    try:
-        from ptsnn.report import demo_report  # the report stage (issue #6), when present
-    except ImportError:
-        demo_report = None
-    if demo_report is not None:
-        console.rule("4/4 report")
-        report_path = demo_report(bundle, out / "report", data="synthetic", limit=n_test)
+    console.rule("4/4 report")
+    from ptsnn.report import report_bundle
+    from ptsnn.report.inputs import report_payloads
+
+    with console.status("counting events and energy per layer and profile..."):
+        payloads, pnames, _ = report_payloads(bundle, "synthetic", n_test, max_frames)
+        energy = report_bundle(bundle, payloads, pnames, data_source="synthetic test split")
+        energy.write(out / "report", ("json", "md", "html"))
+    report_path = out / "report" / "report.html"
 
     fast, lav = rep.predictions["fast"], rep.predictions.get("lava")
     lines = [
@@ -82,6 +83,9 @@ def demo(
                      f"{lav['agree_with_quantized']:.0f} %")
     lines.append("fixed-point chain: " + ("[bold green]exact, spike for spike in every layer[/]" if rep.exact
                                           else "[bold red]NOT exact[/]"))
+    system = energy.data["system"]["loihi2"]
+    lines.append(f"energy per utterance: chip {system['chip_pj'] / 1e6:.2f} uJ on loihi2 (Loihi 1 figures as proxy) + "
+                 f"host {system['host_pj'] / 1e6:.1f} uJ (cmos45nm): see the report for every profile")
     lines.append(f"bundle: {out / 'bundle'}")
     if report_path:
         lines.append(f"report: {report_path}")

@@ -25,6 +25,9 @@ def _register_optional() -> None:
     from ptsnn.cli.simulate_cmd import simulate
 
     app.command("simulate")(simulate)
+    from ptsnn.cli.report_cmd import report
+
+    app.command("report")(report)
 
     app.command("demo")(demo)
 

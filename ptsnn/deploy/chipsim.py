@@ -19,6 +19,7 @@ from ptsnn.numerics import loihi
 class ChipRun:
     spikes: dict[str, np.ndarray]  # population -> [B, T, N] bool
     accumulators: dict[str, np.ndarray]  # accumulator -> running sum [B, T, N] int64 (what Sigma sends)
+    voltages: dict[str, np.ndarray] | None = None  # population -> post-reset voltage [B, T, N] int64, if recorded
 
     def readout(self, name: str, steps: np.ndarray) -> np.ndarray:
         """Accumulator value after ``steps[b]`` steps for each sample: ``[B, N]``."""
@@ -41,18 +42,25 @@ def edge_input(pre: np.ndarray, weight: np.ndarray, delay: np.ndarray) -> np.nda
     return out
 
 
-def simulate_chip(graph, payload: np.ndarray) -> ChipRun:
-    """Run host payloads ``{input name: [B, T, size]}`` (or one array for a single input) through the graph."""
+def simulate_chip(graph, payload: np.ndarray, record_voltage: bool = False) -> ChipRun:
+    """Run host payloads ``{input name: [B, T, size]}`` (or one array for a single input) through the graph.
+
+    ``record_voltage``: also keep each population's voltage after the step's reset (``loihi.cuba_run``'s
+    ``record_voltage``; 0 where the neuron spiked) in ``ChipRun.voltages`` (for the report's histograms)."""
     if not isinstance(payload, dict):
         payload = {graph.inputs[0].name: payload}
     acts = {k: np.asarray(v, np.int64) for k, v in payload.items()}
     spikes, accs = {}, {}
+    volts: dict[str, np.ndarray] | None = {} if record_voltage else None
     for pop in graph.populations:
         a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(pop.name))
-        s = loihi.cuba_run(a_in, pop.params())
+        if record_voltage:
+            s, volts[pop.name] = loihi.cuba_run(a_in, pop.params(), record_voltage=True)
+        else:
+            s = loihi.cuba_run(a_in, pop.params())
         spikes[pop.name] = s
         acts[pop.name] = s.astype(np.int64)
     for acc in graph.accumulators:
         a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(acc.name))
         accs[acc.name] = np.cumsum(a_in, axis=1)
-    return ChipRun(spikes, accs)
+    return ChipRun(spikes, accs, volts)

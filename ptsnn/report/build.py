@@ -1,0 +1,268 @@
+"""Assemble the report document (JSON-able dict, ``schema_version`` 1, see docs/report.md) and write it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput
+from ptsnn.errors import InputError
+from ptsnn.report.collect import (
+    ActivityCollector,
+    collect_from_chip,
+    collect_from_runs,
+    layer_kind,
+)
+from ptsnn.report.energy import COMPONENTS, HOPS_PER_MESSAGE, PAPER_PROFILE, native_energy, paper_estimate
+from ptsnn.report.host import host_report
+from ptsnn.report.metrics import compute_metrics
+
+SCHEMA_VERSION = 1
+ESTIMATES = ("native", "paper")
+FORMATS = ("json", "md", "html")
+CHIP_COUNTERS = ("input_events", "effective_macs", "effective_acs", "synaptic_ops", "dense_ops", "membrane_updates",
+                 "active_updates", "idle_updates", "paper_macs", "paper_acs")
+
+
+@dataclass
+class Report:
+    data: dict  # the JSON document
+    activity: ActivityCollector
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=1, allow_nan=False) + "\n"
+
+    def write(self, out_dir: str | os.PathLike, formats=FORMATS) -> list[Path]:
+        """Write ``report.json`` / ``report.md`` / ``report.html`` (+ ``plots/*.png`` for md and html) atomically."""
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise InputError(f"--format {','.join(unknown)}: choose from {','.join(FORMATS)}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        images: dict[str, bytes] = {}
+        if "md" in formats or "html" in formats:
+            from ptsnn.report.plots import render_all
+
+            images = render_all(self)
+            (out / "plots").mkdir(exist_ok=True)
+            for name, png in images.items():
+                written.append(atomic_write(out / "plots" / f"{name}.png", png))
+        if "json" in formats:
+            written.append(atomic_write(out / "report.json", self.to_json().encode()))
+        if "md" in formats:
+            from ptsnn.report.markdown import render_markdown
+
+            written.append(atomic_write(out / "report.md", render_markdown(self.data, list(images)).encode()))
+        if "html" in formats:
+            from ptsnn.report.html import render_html
+
+            written.append(atomic_write(out / "report.html", render_html(self.data, images).encode()))
+        return written
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _graph_and_meta(bundle) -> tuple[ChipGraph, dict, str | None]:
+    if isinstance(bundle, ChipGraph):
+        return bundle, dict(bundle.meta or {}), None
+    graph = bundle.graph
+    meta = dict(graph.meta or {})
+    manifest = getattr(bundle, "manifest", {}) or {}
+    meta.setdefault("frontend", manifest.get("frontend"))
+    meta.setdefault("classes", manifest.get("classes"))
+    meta["converted_for"] = (manifest.get("profile") or {}).get("name")
+    return graph, meta, str(bundle.path)
+
+
+def _load_profiles(profiles) -> list:
+    from ptsnn.hw_profiles import list_profiles, load_profile
+
+    names = list(profiles) if profiles else list_profiles()
+    loaded, seen = [], set()
+    for p in names:
+        prof = load_profile(p)
+        if prof.name not in seen:
+            seen.add(prof.name)
+            loaded.append(prof)
+    return loaded
+
+
+def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, estimate: str = "native",
+                 data_source: str | None = None, backend: str = "fast", hops: int = HOPS_PER_MESSAGE) -> Report:
+    """The per-layer spike/ops/energy report of a chip graph's runs.
+
+    ``bundle``: a ``deploy.bundle_io.Bundle`` or a bare ``ChipGraph``. ``runs``: an :class:`ActivityCollector`
+    (from :func:`collect_from_chip`), or one entry per utterance as ``deploy.run.chip_run`` returns them
+    (``{"steps", "spikes", ...}``), ``UtteranceResult``s from ``classify(..., keep_spikes=True)``, or plain
+    ``{population: [T, N] bool}``; those need ``payloads`` (``[steps_i, F]`` per utterance, what the host sent).
+    ``profiles``: names, paths or loaded profiles (default: every built-in profile).
+    """
+    if estimate not in ESTIMATES:
+        raise InputError(f"--estimate {estimate!r}: choose native or paper")
+    from ptsnn.hw_profiles import load_profile
+
+    graph, meta, bundle_path = _graph_and_meta(bundle)
+    if isinstance(runs, ActivityCollector):
+        activity = runs
+    else:
+        if payloads is None:
+            raise InputError("build_report: spike runs need the payloads the host sent (payloads=...)")
+        activity = collect_from_runs(graph, list(payloads), list(runs), names)
+    if not activity.utterances:
+        raise InputError("nothing to report: no utterances")
+    profs = _load_profiles(profiles)
+    cmos = load_profile(PAPER_PROFILE)
+
+    n = len(activity.utterances)
+    steps = activity.total_steps
+    energies = {p.name: native_energy(graph, activity, p, hops=hops) for p in profs}
+    layers = [_layer_row(graph, activity, node, energies) for node in [*graph.inputs, *graph.populations,
+                                                                        *graph.accumulators]]
+    totals = _totals(graph, activity, energies)
+    classes = list(meta.get("classes") or [])
+    inp = graph.inputs[0]
+    host = host_report(meta.get("frontend"), inp.size, inp.steps_per_frame,
+                       [u.payload_steps for u in activity.utterances],
+                       graph.accumulators[0].size if graph.accumulators else 0, cmos)
+    system = {}
+    for name, e in energies.items():
+        chip = e["energy"]["per_utterance_pj"]
+        system[name] = dict(chip_pj=chip, host_pj=host["per_utterance_pj"],
+                            total_pj=None if chip is None else chip + host["per_utterance_pj"],
+                            note=f"chip under {name} + host under {cmos.name}")
+    paper = paper_estimate(graph, activity, cmos) if estimate == "paper" else None
+    from ptsnn import __version__
+
+    data = dict(
+        schema_version=SCHEMA_VERSION,
+        kind="ptsnn-report",
+        generator=dict(name="ptsnn", version=__version__),
+        bundle=dict(path=bundle_path, converted_for=meta.get("converted_for"), classes=classes,
+                    frontend=(meta.get("frontend") or {}).get("kind"), flush_steps=int(graph.flush_steps),
+                    steps_per_frame=int(inp.steps_per_frame), input_message_bits=int(inp.message_bits)),
+        data=dict(source=data_source, backend=backend, utterances=n,
+                  names=[u.name for u in activity.utterances],
+                  steps_per_utterance=[u.steps for u in activity.utterances],
+                  payload_steps_per_utterance=[u.payload_steps for u in activity.utterances],
+                  total_steps=steps, mean_steps=steps / n),
+        estimate=dict(view=estimate, paper=paper),
+        hops_per_message=int(hops),
+        metrics=compute_metrics(graph, activity),
+        layers=layers,
+        totals=totals,
+        profiles={name: {k: v for k, v in e.items() if k != "layers"} for name, e in energies.items()},
+        host=host,
+        system=system,
+        voltage_histograms=({k: h.to_dict() for k, h in activity.histograms.items()} if activity.histograms
+                            else None),
+        raster=dict(utterance=activity.raster_name),
+        spike_counts=activity.spike_counts(),
+    )
+    return Report(data, activity)
+
+
+def _stat(total: float, n: int, steps: int) -> dict:
+    return dict(total=total, per_utterance=total / n if n else 0.0, per_step=total / steps if steps else 0.0)
+
+
+def _layer_counts(activity: ActivityCollector, name: str, counters) -> dict[str, float]:
+    out = {c: activity.total(name, c) for c in counters}
+    if "effective_macs" in out:
+        out["synaptic_ops"] = out["effective_macs"] + out["effective_acs"]
+        out["idle_updates"] = out["membrane_updates"] - out["active_updates"]
+    return out
+
+
+def _layer_row(graph: ChipGraph, activity: ActivityCollector, node, energies: dict) -> dict:
+    n, steps = len(activity.utterances), activity.total_steps
+    kind = layer_kind(node)
+    row = dict(name=node.name, kind=kind, role=getattr(node, "role", None),
+               where="host -> chip" if kind == "input" else "chip", neurons=int(node.size))
+    if isinstance(node, HostInput):
+        row.update(message_bits=int(node.message_bits), synapses=0, weights=0, sources=[], input=None,
+                   connection_sparsity=None)
+        out = activity.total(node.name, "output_events")
+        counts = dict(output_events=out)
+        row["firing_rate"] = None
+        row["activation_sparsity"] = 1.0 - out / (node.size * steps) if steps else None
+    else:
+        edges = graph.incoming(node.name)
+        graded = [graph.message_bits(e.source) > 0 for e in edges]
+        syn, weights = sum(e.count() for e in edges), sum(e.weight.size for e in edges)
+        row.update(synapses=int(syn), weights=int(weights), sources=[e.source for e in edges],
+                   input="graded" if all(graded) else "binary" if not any(graded) else "mixed",
+                   connection_sparsity=1.0 - syn / weights if weights else None,
+                   max_delay=max(int(e.delay.max(initial=0)) for e in edges))
+        counters = ["input_events", "effective_macs", "effective_acs", "dense_ops", "membrane_updates",
+                    "active_updates", "paper_macs", "paper_acs"]
+        if isinstance(node, CubaPopulation):
+            counters.append("output_spikes")
+        counts = _layer_counts(activity, node.name, counters)
+        if isinstance(node, CubaPopulation):
+            spikes = counts["output_spikes"]
+            slots = node.size * steps
+            row["firing_rate"] = spikes / slots if slots else None
+            row["activation_sparsity"] = 1.0 - spikes / slots if slots else None
+            per_neuron = activity.neuron_spikes[node.name]
+            row["silent_pct"] = 100.0 * float((per_neuron == 0).mean())
+            sat = activity.total(node.name, "saturated_neurons")
+            row["saturated_pct"] = 100.0 * sat / (node.size * n) if n else None
+            row["threshold"] = int(node.vth) << 6
+        else:
+            row["firing_rate"] = row["activation_sparsity"] = None
+    row["counts"] = {c: _stat(v, n, steps) for c, v in counts.items()}
+    row["cores"] = {p: e["cores"].get(node.name, 0) for p, e in energies.items()}
+    row["energy_pj"] = {p: {c: e["layers"][node.name].get(c) for c in (*COMPONENTS, "total")}
+                        for p, e in energies.items()}
+    row["messages"] = {p: e["layers"][node.name].get("messages") for p, e in energies.items()}
+    return row
+
+
+def _totals(graph: ChipGraph, activity: ActivityCollector, energies: dict) -> dict:
+    n, steps = len(activity.utterances), activity.total_steps
+    chip = [*graph.populations, *graph.accumulators]
+    counts = dict.fromkeys(CHIP_COUNTERS, 0)
+    for x in chip:
+        for c, v in _layer_counts(activity, x.name, [c for c in CHIP_COUNTERS if c not in
+                                                      ("synaptic_ops", "idle_updates")]).items():
+            counts[c] += v
+    counts["output_spikes"] = sum(activity.total(p.name, "output_spikes") for p in graph.populations)
+    counts["host_events"] = sum(activity.total(i.name, "output_events") for i in graph.inputs)
+    slots = sum(p.size for p in graph.populations) * steps
+    energy = {}
+    for p, e in energies.items():
+        energy[p] = {c["component"]: c["per_utterance_pj"] for c in e["energy"]["components"]}
+        energy[p]["total"] = e["energy"]["per_utterance_pj"]
+    return dict(
+        neurons=int(sum(x.size for x in chip)), synapses=int(sum(e.count() for e in graph.synapses)),
+        weights=int(sum(e.weight.size for e in graph.synapses)),
+        counts={c: _stat(v, n, steps) for c, v in counts.items()},
+        firing_rate=counts["output_spikes"] / slots if slots else None,
+        activation_sparsity=1.0 - counts["output_spikes"] / slots if slots else None,
+        cores={p: e["cores_total"] for p, e in energies.items()},
+        energy_pj=energy)
+
+
+def report_bundle(bundle, payloads: list, names: list[str] | None = None, profiles=None, *,
+                  estimate: str = "native", data_source: str | None = None, batch_size: int = 8,
+                  record_voltage: bool = True, hops: int = HOPS_PER_MESSAGE, progress=None) -> Report:
+    """Run payloads through the bundle's chip part on the fast simulator (voltages recorded) and report."""
+    graph = bundle if isinstance(bundle, ChipGraph) else bundle.graph
+    activity = collect_from_chip(graph, payloads, names, record_voltage=record_voltage, batch_size=batch_size,
+                                 progress=progress)
+    return build_report(bundle, activity, profiles, estimate=estimate, data_source=data_source, backend="fast",
+                        hops=hops)

@@ -1,0 +1,33 @@
+"""What a report runs on: host payloads from the synthetic test split or a folder, through ``host.onnx``."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from ptsnn.errors import InputError
+
+
+def report_payloads(bundle, data: str = "synthetic", limit: int = 8, max_frames: int = 150):
+    """``(payloads [steps_i, F] per utterance, names, labels or None)``: ``deploy.verify_data``'s inputs
+    (the synthetic corpus's test speakers, or a folder of audio / .npy features) through the bundle's
+    ``host.onnx`` (``deploy.bundle_io.HostRunner``), as ``ptsnn run`` would feed the chip."""
+    from ptsnn.deploy.bundle_io import HostRunner
+    from ptsnn.deploy.verify_data import verification_inputs
+
+    classes = bundle.classes
+    ckpt = types.SimpleNamespace(frontend=dict(bundle.manifest.get("frontend") or {}),
+                                 label_map={c: i for i, c in enumerate(classes)})
+    host = HostRunner(bundle)
+    _, host_inputs, names, labels = verification_inputs(data, ckpt, bundle, limit, max_frames)
+    payloads = []
+    for name, x in zip(names, host_inputs):
+        x = np.asarray(x, np.float32)
+        if host.takes_audio and x.ndim != 1:
+            raise InputError(f"{name}: this bundle takes audio (its host part starts with the fbank front end), "
+                             "not .npy features")
+        if not host.takes_audio and (x.ndim != 2 or x.shape[1] != host.feature_dim):
+            raise InputError(f"{name}: features of shape {x.shape}, expected [frames, {host.feature_dim}]")
+        payloads.append(host(x))
+    return payloads, names, labels
