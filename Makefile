@@ -4,12 +4,18 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo smoke test test-all clean
 
 setup:
 	@bash scripts/setup_env.sh
 
+# the whole pipeline on the embedded default: synthetic corpus -> train -> QAT -> convert (loihi2) ->
+# Lava + fast simulator -> verify -> report (about 10 minutes on 2 cores)
 demo: setup
+	$(VENV)/bin/ptsnn demo --out runs/demo
+
+# 20 seconds: netx writer + Lava fixed_pt + fast simulator, spike for spike
+smoke: setup
 	$(VENV)/bin/ptsnn smoke --out runs/smoke
 
 test: setup
