@@ -12,18 +12,27 @@ Call :func:`apply` before the first ``import lava...`` (every ptsnn module that 
    ``lava.lib.dl.slayer.object_detection``; touching anything in it raises an ImportError that says why.
    ptsnn never uses slayer's object detection.
 
-Both hooks are idempotent, only act on those module names, and are removed by :func:`remove` (tests).
+3. ``lava.magma.runtime.message_infrastructure.multiprocessing`` calls ``multiprocessing.set_start_method(
+   'fork')`` at import time, which raises "context has already been set" when anything in the process
+   (torch, a test, an application) chose a start method before Lava was first imported. While *that module*
+   executes, ``set_start_method`` becomes tolerant: a no-op when the method is already the one asked for,
+   otherwise forced (Lava's runtime only works with ``fork``).
+
+All hooks are idempotent, only act on those module names, and are removed by :func:`remove` (tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.abc
 import importlib.machinery
+import multiprocessing
 import sys
 import types
 
 _VAR_MODEL = "lava.magma.compiler.var_model"
+_MP_INFRA = "lava.magma.runtime.message_infrastructure.multiprocessing"
 _OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
 _HASHABLE_DEFAULT_CLASSES = frozenset({"ByteEncoder"})
 
@@ -48,44 +57,72 @@ class _PlaceholderLoader(importlib.abc.Loader):
         return None
 
 
-class _HashableDefaultsLoader(importlib.abc.Loader):
-    """Runs the real loader with a dataclass decorator that makes the named classes hashable."""
+@contextlib.contextmanager
+def _hashable_defaults():
+    """``dataclasses.dataclass`` gives the named classes ``unsafe_hash=True`` (Python 3.10 behaviour)."""
+    original = dataclasses.dataclass
 
-    def __init__(self, wrapped: importlib.abc.Loader):
-        self._wrapped = wrapped
+    def dataclass(cls=None, /, **kwargs):
+        def wrap(c):
+            if c.__name__ in _HASHABLE_DEFAULT_CLASSES:
+                kwargs.setdefault("unsafe_hash", True)
+            return original(c, **kwargs)
+
+        return wrap if cls is None else wrap(cls)
+
+    dataclasses.dataclass = dataclass
+    try:
+        yield
+    finally:
+        dataclasses.dataclass = original
+
+
+@contextlib.contextmanager
+def _tolerant_start_method():
+    """``multiprocessing.set_start_method`` that does not fail when a start method is already chosen."""
+    original = multiprocessing.set_start_method
+
+    def set_start_method(method, force=False):
+        current = multiprocessing.get_start_method(allow_none=True)
+        if current == method:
+            return None
+        return original(method, force=force or current is not None)
+
+    multiprocessing.set_start_method = set_start_method
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
+
+
+_PATCHES = {_VAR_MODEL: _hashable_defaults, _MP_INFRA: _tolerant_start_method}
+
+
+class _PatchedLoader(importlib.abc.Loader):
+    """Runs the real loader for one module inside a temporary patch of the standard library."""
+
+    def __init__(self, wrapped: importlib.abc.Loader, patch):
+        self._wrapped, self._patch = wrapped, patch
 
     def create_module(self, spec):
         return self._wrapped.create_module(spec)
 
     def exec_module(self, module):
-        original = dataclasses.dataclass
-
-        def dataclass(cls=None, /, **kwargs):
-            def wrap(c):
-                if c.__name__ in _HASHABLE_DEFAULT_CLASSES:
-                    kwargs.setdefault("unsafe_hash", True)
-                return original(c, **kwargs)
-
-            return wrap if cls is None else wrap(cls)
-
-        dataclasses.dataclass = dataclass
-        try:
+        with self._patch():
             self._wrapped.exec_module(module)
-        finally:
-            dataclasses.dataclass = original
 
 
 class _LavaCompatFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname == _OBJECT_DETECTION:
             return importlib.machinery.ModuleSpec(fullname, _PlaceholderLoader(), is_package=True)
-        if fullname == _VAR_MODEL:
+        if fullname in _PATCHES:
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):
                     continue
                 spec = finder.find_spec(fullname, path, target)
                 if spec is not None and spec.loader is not None:
-                    spec.loader = _HashableDefaultsLoader(spec.loader)
+                    spec.loader = _PatchedLoader(spec.loader, _PATCHES[fullname])
                     return spec
         return None
 

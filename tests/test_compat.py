@@ -50,3 +50,12 @@ def test_apply_is_idempotent_and_removable():
     compat.remove()
     assert compat._FINDER not in sys.meta_path
     compat.apply()
+
+
+def test_lava_imports_after_a_start_method_was_chosen():
+    code = ("import multiprocessing as mp; mp.set_start_method('spawn'); "
+            "from ptsnn import compat; compat.apply(); import lava.proc.lif.models; "
+            "print(mp.get_start_method())")
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "fork"  # Lava's runtime needs fork; it is forced, not refused
