@@ -104,3 +104,32 @@ def test_tampered_bundle_and_wrong_inputs_are_refused(made, tmp_path):
         load_input(tmp_path / "x.npy", bundle, HostRunner(bundle))
     with pytest.raises(InputError, match="not a ptsnn bundle"):
         load_bundle(tmp_path)
+
+
+def test_loihi2_backend_without_lava_loihi_is_one_clear_line(made, entry_point):
+    import py_compile
+
+    root, wav = made
+    script = root / "bundle" / "run_loihi2.py"
+    py_compile.compile(str(script), doraise=True)
+    assert "Loihi2HwCfg" in script.read_text()
+    r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav), "--backend", "loihi2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "lava-loihi" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.lava
+def test_report_counts_from_lava_equal_fast_simulator(made):
+    from ptsnn.deploy.run import chip_run
+    from ptsnn.report import build_report
+
+    root, wav = made
+    bundle = load_bundle(root / "bundle")
+    payloads = [load_input(wav, bundle, HostRunner(bundle))]
+    fast = build_report(bundle, chip_run(bundle, payloads, "fast"), ["loihi2"], payloads=payloads)
+    lava = build_report(bundle, chip_run(bundle, payloads, "lava", timeout_s=300), ["loihi2"], payloads=payloads,
+                        backend="lava")
+    rows = lambda rep: {r["name"]: r for r in rep.data["layers"]}  # noqa: E731
+    for name, row in rows(fast).items():
+        assert rows(lava)[name] == row, name
+    assert fast.data["totals"]["counts"]["output_spikes"]["total"] > 0

@@ -22,6 +22,8 @@ def convert(
     calib: str = typer.Option(None, "--calib", help="Calibration features: .npz, folder of .npy, or 'synthetic'."),
     emit: str = typer.Option("netx,nir,onnx", "--emit", help="Comma-separated writers: netx, nir, onnx."),
     dt: float = typer.Option(1e-3, "--dt", help="Time step (s) to discretise a NIR graph's continuous-time parameters."),
+    nir_convention: str = typer.Option("nir", "--nir-convention",
+                                       help="nir, or norse (norse 1.1 exports dt*tau and unscaled LIF input)."),
 ) -> None:
     """Convert MODEL for --target into a deployment bundle: chip IR, netx HDF5, NIR, ONNX host part, manifest
     and a per-layer conversion report. Design-rule violations stop the conversion with one line naming the
@@ -40,7 +42,9 @@ def convert(
         if model.suffix == ".nir":
             from ptsnn.convert.bundle import convert_nir_graph
 
-            result = convert_nir_graph(model, profile, out, emit=formats, dt=dt,
+            if nir_convention not in ("nir", "norse"):
+                raise InputError(f"--nir-convention {nir_convention!r}: choose nir or norse")
+            result = convert_nir_graph(model, profile, out, emit=formats, dt=dt, convention=nir_convention,
                                        progress=lambda m: status.update(m))
         else:
             from ptsnn.convert.bundle import convert_checkpoint

@@ -22,7 +22,7 @@ def _backend(value: str) -> str:
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
     inputs: list[Path] = typer.Argument(..., help="Audio files (fbank bundles) or .npy feature files."),
-    backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt) or fast."),
+    backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt), fast, or loihi2 (needs Intel's lava-loihi)."),
     timeout: float = typer.Option(600.0, min=1.0, help="Seconds before a Lava run is killed."),
 ) -> None:
     """Audio to emotion label without chips: host part (host.onnx) -> chip graph (Lava or fast simulator)

@@ -11,6 +11,7 @@ Bundle layout (every file listed with its sha256 in ``manifest.json``)::
     host.onnx                host feature path (if --emit onnx)
     model.nir                spiking graph as NIR (if --emit nir)
     conversion_report.json/.md
+    run_loihi2.py            Loihi2HwCfg run script (loihi2 targets; needs Intel's lava-loihi)
 """
 
 from __future__ import annotations
@@ -147,13 +148,13 @@ def convert_checkpoint(checkpoint: str | Path, profile, out_dir: str | Path, emi
 
 
 def convert_nir_graph(path: str | Path, profile, out_dir: str | Path, emit=EMIT_FORMATS, dt: float = 1e-3,
-                      progress=None) -> ConversionResult:
+                      convention: str = "nir", progress=None) -> ConversionResult:
     """A NIR graph from another framework -> chip IR (discretised with ``dt``) -> the same bundle."""
     from ptsnn.convert.nir_import import import_nir
 
     step = progress or (lambda msg: None)
     step(f"importing NIR (dt = {dt} s)")
-    graph = import_nir(path, dt=dt)
+    graph = import_nir(path, dt=dt, convention=convention)
     return write_bundle(graph, profile, Path(out_dir), tuple(f for f in emit if f != "onnx"), source=Path(path),
                         quantization=f"nir import, dt={dt}", versions={}, classes=[], frontend={}, errors=None,
                         peaks=None, model=None, step=step)
@@ -190,6 +191,11 @@ def write_bundle(graph: ChipGraph, profile, out_dir: Path, emit, *, source: Path
             from ptsnn.convert.nir_export import export_nir
 
             nir_report = export_nir(graph, tmp / "model.nir")
+            nir_report.path = "model.nir"  # relative: the bundle is built in a temporary folder
+        if profile.profile.lava_target == "loihi2":
+            from ptsnn.deploy.hardware import write_run_script
+
+            write_run_script(tmp)  # Loihi2HwCfg run script for users with lava-loihi and a Loihi 2 system
         rows = layer_table(graph, allocation, errors, netx_layers)
         report = dict(profile=profile.name, checkpoint=source.name, quantization=quantization,
                       layers=rows, calibration=errors["readout"] if errors else None,

@@ -222,21 +222,25 @@ class _Neuron:
     accumulator: bool = False
 
 
+MAX_VOLTAGE_DECAY = loihi.DECAY_UNITY - 1  # Lava dv register: 12 bits
+
+
 def _neuron(name: str, node, n: int, b_in: np.ndarray, dt: float, convention: str, notes: list[str]) -> _Neuron:
     kind = type(node).__name__
     tau_unit = 1.0 / dt if convention == "norse" else 1.0  # norse 1.1 writes dt*tau (issue #411)
 
-    def decay(tau: np.ndarray, what: str, lo: int) -> tuple[np.ndarray, int]:
+    def decay(tau: np.ndarray, what: str, lo: int, hi: int = loihi.DECAY_UNITY) -> tuple[np.ndarray, int]:
+        # hi: the voltage decay register is 12-bit (0..4095); the current decay may be 4096 (du = 4095)
         if np.any(tau <= 0) or not np.all(np.isfinite(tau)):
             raise ValueError(f"{what} must be positive and finite")
         alpha = dt / (tau * tau_unit)
-        q = np.clip(np.rint(alpha * loihi.DECAY_UNITY), lo, loihi.DECAY_UNITY).astype(np.int64)
+        q = np.clip(np.rint(alpha * loihi.DECAY_UNITY), lo, hi).astype(np.int64)
         if len(np.unique(q)) > 1:
             raise ValueError(f"per-neuron {what} gives decays {sorted(set(q.tolist()))[:4]}...; a chip population "
                              "shares one decay (split the layer)")
         if np.any(alpha > 1):
             notes.append(f"{kind} '{name}': dt/{what} = {alpha.max():.3g} > 1 (forward Euler unstable; a norse 1.1 "
-                         "export read without convention='norse'?); decay clamped to 4096")
+                         f"export read without convention='norse'?); decay clamped to {hi}")
         elif np.any(np.rint(alpha * loihi.DECAY_UNITY) < max(lo, 1)):
             notes.append(f"{kind} '{name}': dt/{what} = {alpha.min():.3g} below the 1/4096 decay resolution; "
                          f"decay {int(q[0])}" + (" (no leak)" if q[0] == 0 else ""))
@@ -244,13 +248,13 @@ def _neuron(name: str, node, n: int, b_in: np.ndarray, dt: float, convention: st
 
     r = _param(node, "r", n, 1.0)
     if kind in ("LIF", "LI"):
-        a_m, v_decay = decay(_param(node, "tau", n), "tau", 0)
+        a_m, v_decay = decay(_param(node, "tau", n), "tau", 0, MAX_VOLTAGE_DECAY)
         i_decay, gain = loihi.DECAY_UNITY, a_m * r
         leak = a_m * _param(node, "v_leak", n, 0.0)
         a_s_q = 1.0
     elif kind in ("CubaLIF", "CubaLI"):
         a_s, i_decay = decay(_param(node, "tau_syn", n), "tau_syn", 1)
-        a_m, v_decay = decay(_param(node, "tau_mem", n), "tau_mem", 0)
+        a_m, v_decay = decay(_param(node, "tau_mem", n), "tau_mem", 0, MAX_VOLTAGE_DECAY)
         w_in = _param(node, "w_in", n, 1.0)
         gain = a_m * r * w_in * (a_s if convention == "nir" else 1.0)
         leak = a_m * _param(node, "v_leak", n, 0.0)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
+from ptsnn.errors import InputError
 
-BACKENDS = ("lava", "fast")
+BACKENDS = ("lava", "fast", "loihi2")
 
 
 @dataclass
@@ -57,6 +58,12 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
             spikes = {p.name: out[p.name].T[:s].astype(bool) for p in bundle.graph.populations}
             results.append(dict(steps=s, readout=out[acc][:, s - 1], spikes=spikes))
         return results
+    if backend == "loihi2":
+        from ptsnn.deploy.hardware import require_lava_loihi
+
+        require_lava_loihi()  # a clear one-line error without Intel's lava-loihi
+        raise InputError("--backend loihi2: run the bundle's run_loihi2.py on the Loihi 2 host "
+                         "(python run_loihi2.py PAYLOAD.npy); ptsnn does not drive remote systems itself")
     raise ValueError(f"unknown backend {backend!r}")
 
 
