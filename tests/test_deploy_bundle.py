@@ -133,3 +133,24 @@ def test_report_counts_from_lava_equal_fast_simulator(made):
     for name, row in rows(fast).items():
         assert rows(lava)[name] == row, name
     assert fast.data["totals"]["counts"]["output_spikes"]["total"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_paper_config_bundle_is_exact_in_lava(tmp_path):
+    """The 1.19 M-parameter paper config: quantized PyTorch == fast simulator == Lava on a short utterance."""
+    cfg = load_config("paper")
+    cfg.frontend = {"kind": "features", "dim": 768, "dir": "features"}
+    torch.manual_seed(0)
+    model = PTSSNN(cfg.model)
+    model.data_init(torch.randn(2, 60, 768) * 2)
+    save_checkpoint(tmp_path / "paper.pt", model, cfg, {"angry": 0, "happy": 1, "neutral": 2, "sad": 3}, cfg.frontend)
+    convert_checkpoint(tmp_path / "paper.pt", load_profile("loihi2"), tmp_path / "bundle", emit=("netx",))
+    bundle = load_bundle(tmp_path / "bundle")
+    model, _ = load_model(tmp_path / "paper.pt")
+    model.quantize()
+    feats = [np.random.default_rng(1).normal(0, 2, (24, 768)).astype(np.float32)]
+    report = verify(bundle, model, feats, ["u"], lava_count=1, timeout_s=1200)
+    assert report.exact, report.divergences
+    assert all(row["fast==lava"] == 100.0 for row in report.layers)
+    assert sum(row["spikes_lava"] for row in report.layers) > 0
