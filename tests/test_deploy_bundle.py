@@ -154,3 +154,20 @@ def test_paper_config_bundle_is_exact_in_lava(tmp_path):
     assert report.exact, report.divergences
     assert all(row["fast==lava"] == 100.0 for row in report.layers)
     assert sum(row["spikes_lava"] for row in report.layers) > 0
+
+
+def test_run_writes_a_report_on_request(made, entry_point, tmp_path):
+    import json
+
+    root, wav = made
+    r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav), "--backend", "fast",
+                        "--report", str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    bundle = load_bundle(root / "bundle")
+    (fast,) = classify(bundle, [load_input(wav, bundle, HostRunner(bundle))], ["a.wav"], "fast")
+    spikes = {row["name"]: row["counts"]["output_spikes"]["total"] for row in data["layers"] if row["kind"] != "input"
+              and "output_spikes" in row["counts"]}
+    for layer, count in fast.spike_counts.items():
+        assert spikes[layer] == count, layer
+    assert (tmp_path / "rep" / "report.html").stat().st_size > 10_000

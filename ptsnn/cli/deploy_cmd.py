@@ -24,6 +24,7 @@ def run(
     inputs: list[Path] = typer.Argument(..., help="Audio files (fbank bundles) or .npy feature files."),
     backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt), fast, or loihi2 (needs Intel's lava-loihi)."),
     timeout: float = typer.Option(600.0, min=1.0, help="Seconds before a Lava run is killed."),
+    report: Path = typer.Option(None, "--report", help="Also write the per-layer spike/energy report (json, md, html) here."),
 ) -> None:
     """Audio to emotion label without chips: host part (host.onnx) -> chip graph (Lava or fast simulator)
     -> label, scores and per-layer spike counts."""
@@ -35,7 +36,8 @@ def run(
     host = HostRunner(b)
     payloads = [load_input(p, b, host) for p in inputs]
     with console.status(f"running {len(payloads)} utterance(s) on {backend}..."):
-        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=bundle / "logs")
+        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=bundle / "logs",
+                           keep_spikes=report is not None)
     for r in results:
         scores = "  ".join(f"{c} {p:.2f}" for c, p in sorted(r.scores.items(), key=lambda kv: -kv[1]))
         console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   ({scores}; {r.steps} steps, {backend})")
@@ -46,6 +48,13 @@ def run(
     for layer in results[0].spike_counts:
         table.add_row(layer, *[f"{r.spike_counts[layer]:,}" for r in results])
     console.print(table)
+    if report is not None:
+        from ptsnn.report import build_report
+
+        rep = build_report(b, results, payloads=payloads, names=[p.name for p in inputs], data_source="files",
+                           backend=backend)
+        rep.write(report, ("json", "md", "html"))
+        console.print(f"report: {report / 'report.html'}")
 
 
 def verify(
