@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 # the whole pipeline on the embedded default: synthetic corpus -> train -> QAT -> convert (loihi2) ->
-# Lava + fast simulator -> verify -> report (about 10 minutes on 2 cores)
+# Lava + fast simulator -> verify -> report (about 4 minutes on 2 cores once installed)
 demo: setup
 	$(VENV)/bin/ptsnn demo --out runs/demo
 

@@ -18,10 +18,10 @@ from ptsnn.cli._app import console
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for corpus, checkpoints, bundle, report."),
-    epochs: int = typer.Option(8, min=1, help="Float training epochs (the default config's 20 take longer)."),
-    qat_epochs: int = typer.Option(2, min=0, help="Quantization-aware fine-tuning epochs (0: post-training)."),
+    epochs: int = typer.Option(20, min=1, help="Float training epochs (early stopping on validation UA)."),
+    qat_epochs: int = typer.Option(3, min=0, help="Quantization-aware fine-tuning epochs (0: post-training)."),
     lava: int = typer.Option(2, min=0, help="Test utterances also run in Lava's CPU simulation."),
-    max_frames: int = typer.Option(60, min=10, help="Frames per utterance in the verification (Lava run length)."),
+    max_frames: int = typer.Option(150, min=10, help="Frames per utterance in the verification (3 s: whole synthetic utterances)."),
     seed: int = typer.Option(0, help="Seed for corpus split crops and training."),
 ) -> None:
     """Run synthetic corpus -> train -> QAT -> convert (loihi2) -> Lava + fast simulator -> verify -> report."""
