@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptsnn.fileio import atomic_write_text
 from ptsnn.numerics import loihi
 
 IR_FORMAT_VERSION = 1
@@ -202,7 +203,7 @@ class ChipGraph:
         directory.mkdir(parents=True, exist_ok=True)
         structure, arrays = self.to_dict()
         json_path, h5_path = directory / f"{stem}.json", directory / f"{stem}.h5"
-        _atomic_write_text(json_path, json.dumps(structure, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(json_path, json.dumps(structure, indent=1, sort_keys=True) + "\n")
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
         os.close(fd)
         try:
@@ -234,12 +235,3 @@ class ChipGraph:
                    structure.get("meta", {}))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,12 +186,6 @@ def write_manifest(path: str | os.PathLike[str], utterances: Iterable[Utterance]
         except ValueError:  # another drive on Windows
             rel = str(u.path)
         writer.writerow([u.utt_id, rel, u.label, u.speaker, u.split or "", "" if u.fold is None else u.fold])
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from ptsnn.fileio import atomic_write_text
+
+    return atomic_write_text(p, buf.getvalue())

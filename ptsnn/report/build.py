@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_write_bytes as atomic_write
 from ptsnn.report.collect import (
     ActivityCollector,
     collect_from_chip,
@@ -62,18 +62,6 @@ class Report:
 
             written.append(atomic_write(out / "report.html", render_html(self.data, images).encode()))
         return written
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _graph_and_meta(bundle) -> tuple[ChipGraph, dict, str | None]:

@@ -251,13 +251,6 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
             return [clean(x) for x in v]
         return v
 
-    text = json.dumps(clean(_plain(data, str(p))), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from ptsnn.fileio import atomic_write_text
+
+    return atomic_write_text(p, json.dumps(clean(_plain(data, str(p))), indent=2) + "\n")
