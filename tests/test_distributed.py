@@ -145,8 +145,8 @@ def test_missing_master_addr_is_an_input_error(monkeypatch):
 
 def test_two_ranks_identical_parameters_after_a_step(tmp_path):
     run_workers(tmp_path, "step")
-    init = [torch.load(tmp_path / f"init{r}.pt") for r in (0, 1)]
-    after = [torch.load(tmp_path / f"after{r}.pt") for r in (0, 1)]
+    init = [torch.load(tmp_path / f"init{r}.pt", weights_only=True) for r in (0, 1)]
+    after = [torch.load(tmp_path / f"after{r}.pt", weights_only=True) for r in (0, 1)]
     # the ranks started from different weights (different seeds, different data_init batches) ...
     assert any(not torch.equal(init[0][k], init[1][k]) for k in init[0])
     # ... DDP made rank 0's the common start, and the averaged gradient step kept them identical
@@ -166,7 +166,7 @@ def test_distributed_trainer_rank0_writes_and_ranks_agree(tmp_path):
     assert r0["summary"]["float"]["valid"]["count"] == 9 and r0["summary"]["float"]["test"]["count"] == 9
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["float.pt", "metrics.json", "qat.pt"]
-    seen0, seen1 = (torch.load(tmp_path / f"ckpt_seen_by{r}.pt") for r in (0, 1))
+    seen0, seen1 = (torch.load(tmp_path / f"ckpt_seen_by{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(seen0[k], seen1[k]) for k in seen0)
     log0, log1 = ((tmp_path / f"log{r}.txt").read_text() for r in (0, 1))
     assert "world size 2" in log0 and "summary" in log0

@@ -11,6 +11,8 @@ Where the chip IR forces a choice, the class says it (docs/report.md lists every
 
 from __future__ import annotations
 
+import abc
+
 from typing import ClassVar
 
 from ptsnn.convert.ir import ChipGraph
@@ -23,22 +25,26 @@ NEURON_PARAM_BYTES = 4  # i_decay, v_decay, vth per population, one 32-bit word 
 NEURON_PARAMS = 3
 
 
-class StaticMetric:
+class StaticMetric(abc.ABC):
+    """A metric of the network alone (NeuroBench static metric)."""
+
     name: ClassVar[str]
     unit: ClassVar[str]
     definition: ClassVar[str]
 
-    def __call__(self, graph: ChipGraph):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, graph: ChipGraph): ...
 
 
-class WorkloadMetric:
+class WorkloadMetric(abc.ABC):
+    """A metric of the network running on data (NeuroBench workload metric)."""
+
     name: ClassVar[str]
     unit: ClassVar[str]
     definition: ClassVar[str]
 
-    def __call__(self, graph: ChipGraph, activity: ActivityCollector):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, graph: ChipGraph, activity: ActivityCollector): ...
 
 
 class Footprint(StaticMetric):
