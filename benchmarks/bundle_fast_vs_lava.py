@@ -16,38 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
-
-def small_bundle(root: Path) -> Path:
-    from ptsnn.convert.bundle import convert_checkpoint
-    from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
-    from ptsnn.frontend import build_frontend
-    from ptsnn.hw_profiles import load_profile
-    from ptsnn.train.checkpoint import save_checkpoint
-    from ptsnn.train.config import load_config
-    from ptsnn.train.model import PTSSNN
-
-    cfg = load_config("small")
-    fe = build_frontend(cfg.frontend)
-    sc = SyntheticCorpusConfig()
-    feats = [fe(generate_utterance(sc, s, c, 0)) for s in (0, 1) for c in sc.classes]
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), 80)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
-    torch.manual_seed(0)
-    model = PTSSNN(cfg.model)
-    model.data_init(x, lengths)
-    save_checkpoint(root / "m.pt", model, cfg, {c: i for i, c in enumerate(sc.classes)}, fe.spec)
-    convert_checkpoint(root / "m.pt", load_profile("loihi2"), root / "bundle", emit=("netx", "onnx"))
-    return root / "bundle"
 
 
 def main() -> None:
     from ptsnn.deploy.bundle_io import load_bundle
     from ptsnn.deploy.run import chip_run
     from ptsnn.report.inputs import report_payloads
+    from ptsnn.testing import synthetic_bundle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path)
@@ -57,7 +32,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = load_bundle(args.bundle or small_bundle(Path(tmp)))
+        bundle = load_bundle(args.bundle or synthetic_bundle(Path(tmp)))
         payloads, names, _ = report_payloads(bundle, "synthetic", args.utterances, args.max_frames)
         fast_times = []
         for _ in range(args.repeats):

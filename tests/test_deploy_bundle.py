@@ -16,6 +16,7 @@ from ptsnn.deploy.verify import verify
 from ptsnn.errors import InputError
 from ptsnn.frontend import build_frontend
 from ptsnn.hw_profiles import load_profile
+from ptsnn.testing import synthetic_bundle
 from ptsnn.train.checkpoint import load_model, save_checkpoint
 from ptsnn.train.config import load_config
 from ptsnn.train.model import PTSSNN
@@ -24,20 +25,9 @@ from ptsnn.train.model import PTSSNN
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
-    cfg = load_config("small", ["model.hidden=32", "model.key_dim=12", "model.value_dim=6", "model.prompts=2"])
-    fe = build_frontend(cfg.frontend)
+    synthetic_bundle(root, ["model.hidden=32", "model.key_dim=12", "model.value_dim=6", "model.prompts=2"],
+                     max_samples=12000)
     sc = SyntheticCorpusConfig()
-    waves = [generate_utterance(sc, s, c, 0)[:12000] for s in (0, 1) for c in sc.classes]
-    feats = [fe(w) for w in waves]
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), 80)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
-    torch.manual_seed(0)
-    model = PTSSNN(cfg.model)
-    model.data_init(x, lengths)
-    save_checkpoint(root / "m.pt", model, cfg, {c: i for i, c in enumerate(sc.classes)}, fe.spec)
-    convert_checkpoint(root / "m.pt", load_profile("loihi2"), root / "bundle", emit=("netx", "onnx"))
     wav = root / "a.wav"
     save_audio(wav, generate_utterance(sc, 7, "sad", 1)[:9600], 16000)
     return root, wav

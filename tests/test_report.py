@@ -221,31 +221,12 @@ def test_html_renders_in_headless_chromium_without_console_errors(hand_report, t
 # --------------------------------------------------------------------------------------- tiny bundle
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    import torch
+    from ptsnn.testing import synthetic_bundle
 
-    from ptsnn.convert.bundle import convert_checkpoint
-    from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
-    from ptsnn.frontend import build_frontend
-    from ptsnn.train.checkpoint import save_checkpoint
-    from ptsnn.train.config import load_config
-    from ptsnn.train.model import PTSSNN
-
-    root = tmp_path_factory.mktemp("report")
-    cfg = load_config("small", ["model.hidden=16", "model.key_dim=8", "model.value_dim=4", "model.prompts=2",
-                                "model.input_dim=16", "frontend.n_mels=16"])
-    fe = build_frontend(cfg.frontend)
-    sc = SyntheticCorpusConfig()
-    feats = [fe(generate_utterance(sc, 0, c, 0)[:6400]) for c in sc.classes]
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), 16)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
-    torch.manual_seed(0)
-    model = PTSSNN(cfg.model)
-    model.data_init(x, lengths)
-    save_checkpoint(root / "m.pt", model, cfg, {c: i for i, c in enumerate(sc.classes)}, fe.spec)
-    convert_checkpoint(root / "m.pt", load_profile("loihi2"), root / "bundle", emit=("onnx",))
-    return root / "bundle"
+    return synthetic_bundle(tmp_path_factory.mktemp("report"),
+                            ["model.hidden=16", "model.key_dim=8", "model.value_dim=4", "model.prompts=2",
+                             "model.input_dim=16", "frontend.n_mels=16"], speakers=(0,), max_samples=6400,
+                            emit=("onnx",))
 
 
 def test_cli_report_on_tiny_bundle(tiny_bundle, tmp_path):
