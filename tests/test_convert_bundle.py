@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from ptsnn.convert.bundle import convert_checkpoint
-from ptsnn.convert.ir import ChipGraph
+from ptsnn.chip.ir import ChipGraph
 from ptsnn.deploy import fastsim
-from ptsnn.deploy.chipsim import simulate_chip
+from ptsnn.chip.simulator import simulate_chip
 from ptsnn.errors import DesignRuleError
 from ptsnn.formats.netx import read_netx
 from ptsnn.hw_profiles import load_profile

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ptsnn.convert.from_model import chip_graph_from_model
-from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput, IRError, Synapses
-from ptsnn.deploy.chipsim import simulate_chip
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, IRError, Synapses
+from ptsnn.chip.simulator import simulate_chip
 from ptsnn.train.config import load_config
 from ptsnn.train.model import PTSSNN
 

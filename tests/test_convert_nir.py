@@ -6,10 +6,10 @@ import torch
 
 import nir
 from ptsnn.convert.from_model import chip_graph_from_model
-from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput, Synapses
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, Synapses
 from ptsnn.convert.nir_export import export_nir
 from ptsnn.convert.nir_import import _conv_matrix, import_nir
-from ptsnn.deploy.chipsim import simulate_chip
+from ptsnn.chip.simulator import simulate_chip
 from ptsnn.errors import InputError
 from ptsnn.train.config import load_config
 from ptsnn.train.model import PTSSNN

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptsnn.convert import design_rules
-from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput, Synapses
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, Synapses
 from ptsnn.errors import DesignRuleError
 from ptsnn.hw_profiles import load_profile, parse_profile
 from importlib import resources

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput, Synapses
-from ptsnn.deploy.chipsim import simulate_chip
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, Synapses
+from ptsnn.chip.simulator import simulate_chip
 from ptsnn.errors import InputError
 from ptsnn.hw_profiles import load_profile
 from ptsnn.numerics import loihi

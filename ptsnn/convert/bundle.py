@@ -30,7 +30,7 @@ import torch
 from ptsnn.convert import design_rules
 from ptsnn.convert.calibration import max_synaptic_input, quantization_error
 from ptsnn.convert.from_model import chip_graph_from_model
-from ptsnn.convert.ir import ChipGraph
+from ptsnn.chip.ir import ChipGraph
 from ptsnn.convert.netx_writer import write_netx_chain
 from ptsnn.errors import InputError
 
@@ -193,7 +193,7 @@ def write_bundle(graph: ChipGraph, profile, out_dir: Path, emit, *, source: Path
             nir_report = export_nir(graph, tmp / "model.nir")
             nir_report.path = "model.nir"  # relative: the bundle is built in a temporary folder
         if profile.profile.lava_target == "loihi2":
-            from ptsnn.deploy.hardware import write_run_script
+            from ptsnn.convert.loihi2_script import write_run_script
 
             write_run_script(tmp)  # Loihi2HwCfg run script for users with lava-loihi and a Loihi 2 system
         rows = layer_table(graph, allocation, errors, netx_layers)

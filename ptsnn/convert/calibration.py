@@ -14,8 +14,8 @@ import copy
 import numpy as np
 import torch
 
-from ptsnn.convert.ir import ChipGraph
-from ptsnn.deploy.chipsim import edge_input
+from ptsnn.chip.ir import ChipGraph
+from ptsnn.chip.simulator import edge_input
 
 SATURATED_RATE = 0.9
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ptsnn.convert.ir import ChipGraph, CubaPopulation
+from ptsnn.chip.ir import ChipGraph, CubaPopulation
 from ptsnn.errors import DesignRuleError
 
 

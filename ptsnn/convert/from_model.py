@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptsnn.convert.ir import Accumulator, ChipGraph, CubaPopulation, HostInput, Synapses
+from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput, Synapses
 
 
 def chip_graph_from_model(model, meta: dict | None = None) -> ChipGraph:

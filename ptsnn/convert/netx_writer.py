@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptsnn.convert.ir import ChipGraph, CubaPopulation
+from ptsnn.chip.ir import ChipGraph, CubaPopulation
 from ptsnn.formats.netx import CubaNeuronSpec, DenseLayerSpec, InputLayerSpec, write_netx
 
 

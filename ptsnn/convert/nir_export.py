@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptsnn.convert.ir import ChipGraph, CubaPopulation
+from ptsnn.chip.ir import ChipGraph, CubaPopulation
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptsnn.convert.ir import (BIAS_LIMIT, THRESHOLD_LIMIT, WEIGHT_MAX, WEIGHT_MIN, Accumulator, ChipGraph,
+from ptsnn.chip.ir import (BIAS_LIMIT, THRESHOLD_LIMIT, WEIGHT_MAX, WEIGHT_MIN, Accumulator, ChipGraph,
                               CubaPopulation, HostInput, IRError, Synapses)
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi

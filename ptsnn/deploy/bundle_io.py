@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptsnn.convert.ir import ChipGraph, IRError
+from ptsnn.chip.ir import ChipGraph, IRError
 from ptsnn.errors import InputError
 
 

@@ -33,7 +33,7 @@ def build(bundle_dir: str | Path, payload: np.ndarray, steps: int):
     from lava.proc.lif.process import LIF
     from lava.proc.sdn.process import Sigma
 
-    from ptsnn.convert.ir import ChipGraph
+    from ptsnn.chip.ir import ChipGraph
 
     bundle_dir = Path(bundle_dir)
     graph = ChipGraph.from_dir(bundle_dir)

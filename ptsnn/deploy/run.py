@@ -38,7 +38,7 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
     "spikes": {population: [T, N] bool}}`` with T = steps_i + flush."""
     steps = [len(p) + bundle.flush_steps for p in payloads]
     if backend == "fast":
-        from ptsnn.deploy.chipsim import simulate_chip
+        from ptsnn.chip.simulator import simulate_chip
 
         t_max = max(steps)
         batch = np.zeros((len(payloads), t_max, bundle.graph.inputs[0].size), np.int64)
@@ -59,7 +59,7 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
             results.append(dict(steps=s, readout=out[acc][:, s - 1], spikes=spikes))
         return results
     if backend == "loihi2":
-        from ptsnn.deploy.hardware import require_lava_loihi
+        from ptsnn.convert.loihi2_script import require_lava_loihi
 
         require_lava_loihi()  # a clear one-line error without Intel's lava-loihi
         raise InputError("--backend loihi2: run the bundle's run_loihi2.py on the Loihi 2 host "

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptsnn.convert.ir import ChipGraph, CubaPopulation, HostInput
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_write_bytes as atomic_write
 from ptsnn.report.collect import (

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptsnn.convert.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
-from ptsnn.deploy.chipsim import edge_input
+from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
+from ptsnn.chip.simulator import edge_input
 from ptsnn.errors import InputError
 
 SATURATED_RATE = 0.9  # a neuron firing on more than 90 % of an utterance's steps is saturated (as in calibration)
@@ -213,7 +213,7 @@ def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None 
                       record_voltage: bool = True, batch_size: int = 8, progress=None) -> ActivityCollector:
     """Run payloads ``[steps_i, F]`` through ``simulate_chip`` in batches (as ``deploy.run.chip_run`` streams
     them: payload, then ``flush_steps`` empty steps) and count every utterance."""
-    from ptsnn.deploy.chipsim import simulate_chip
+    from ptsnn.chip.simulator import simulate_chip
 
     names = list(names) if names is not None else [f"utt{i}" for i in range(len(payloads))]
     if len(names) != len(payloads):

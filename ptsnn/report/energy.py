@@ -25,7 +25,7 @@ Two views, never mixed:
 from __future__ import annotations
 
 from ptsnn.convert.design_rules import allocate_cores
-from ptsnn.convert.ir import ChipGraph
+from ptsnn.chip.ir import ChipGraph
 from ptsnn.report.collect import ActivityCollector
 
 HOPS_PER_MESSAGE = 1

@@ -15,7 +15,7 @@ import abc
 
 from typing import ClassVar
 
-from ptsnn.convert.ir import ChipGraph
+from ptsnn.chip.ir import ChipGraph
 from ptsnn.report.collect import ActivityCollector
 
 WEIGHT_BYTES = 1  # 8-bit weight mantissas (netx stores them as integers of 8 bits' range)

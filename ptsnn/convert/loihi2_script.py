@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptsnn.deploy.hardware import require_lava_loihi
+from ptsnn.convert.loihi2_script import require_lava_loihi
 from ptsnn.deploy.lava_graph import build
 
 require_lava_loihi()

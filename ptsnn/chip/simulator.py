@@ -1,4 +1,4 @@
-"""Fast bit-exact simulator of the chip IR (``ptsnn.convert.ir.ChipGraph``).
+"""Fast bit-exact simulator of the chip IR (``ptsnn.chip.ir.ChipGraph``).
 
 Same arithmetic as Lava's ``fixed_pt`` models (``ptsnn.numerics.loihi``), vectorised over a batch of
 utterances and over time: each edge's input is one float64 matrix product per distinct delay over all steps
