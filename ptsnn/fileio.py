@@ -1,28 +1,89 @@
-"""Atomic file writes: a temporary file in the target folder, then ``os.replace``.
+"""Atomic outputs: every writer writes a temporary file (or folder) beside the target and moves it into place.
 
-A reader (or a crash) never sees a half-written output; on any error the temporary file is removed and an
-existing file at the target is left as it was.
+A reader (or a crash) never sees a half-written output; on any error, KeyboardInterrupt or SIGTERM (turned
+into an exception by :func:`signals_as_exceptions`) the temporary is removed and an existing target is left
+as it was. Files get the permissions an ordinary ``open(path, "w")`` would give (0666 minus the umask), not
+``mkstemp``'s 0600, so every file of a bundle has the same mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, directory: bool = False):
+    """Yield a temporary path beside ``path`` for any writer (h5py, ``nir.write``, ``torch.save``, a folder
+    of files); on success it replaces ``path`` (``os.replace``; a folder replaces an existing folder), on any
+    exception it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        os.chmod(tmp, 0o777 & ~_umask())
+    else:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        yield tmp
+        if directory and path.is_dir():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGHUP received: unwinds like KeyboardInterrupt so that ``finally`` blocks clean up."""
+
+
+@contextlib.contextmanager
+def signals_as_exceptions():
+    """Within the block, SIGTERM and SIGHUP raise :class:`Interrupted` (SIGINT already raises
+    KeyboardInterrupt), so atomic outputs remove their temporaries. Only in the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, _frame):
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

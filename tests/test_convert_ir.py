@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from ptsnn.convert.from_model import chip_graph_from_model
 from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, IRError, Synapses
 from ptsnn.chip.simulator import simulate_chip
 from ptsnn.train.config import load_config
@@ -51,7 +50,7 @@ def test_ir_simulator_equals_quantized_model_and_round_trips(tmp_path):
     lengths = torch.tensor([40, 25, 12])
     with torch.no_grad():
         out = model(x, lengths, record=True)
-    graph = chip_graph_from_model(model)
+    graph = model.chip_graph()
     graph.to_dir(tmp_path)
     back = ChipGraph.from_dir(tmp_path)
     run = simulate_chip(back, out.spikes["input"].numpy())

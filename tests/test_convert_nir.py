@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import nir
-from ptsnn.convert.from_model import chip_graph_from_model
 from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, Synapses
 from ptsnn.convert.nir_export import export_nir
 from ptsnn.convert.nir_import import _conv_matrix, import_nir
@@ -27,7 +26,7 @@ def tiny_chip_graph(seed=0):
     model.quantize()
     with torch.no_grad():
         out = model(x, torch.tensor([40, 25, 12]), record=True)
-    return chip_graph_from_model(model), out.spikes["input"].numpy()
+    return model.chip_graph(), out.spikes["input"].numpy()
 
 
 def latencies(graph):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ptsnn.train.config import load_config
-from ptsnn.train.integer_reference import run_integer_graph
+from ptsnn.chip.simulator import simulate
 from ptsnn.train.model import PTSSNN, shift_delays
 
 
@@ -38,32 +38,34 @@ def test_quantized_forward_equals_integer_reference(steps_per_frame):
     model.quantize()
     with torch.no_grad():
         out = model(x, lengths, record=True)
-    graph = model.integer_graph()
-    ref = run_integer_graph(graph, out.spikes["input"].numpy().astype(np.int64), out.steps.numpy())
+    graph = model.chip_graph()  # the typed chip IR, run by the chip simulator (pure integers, no torch)
+    ref = simulate(graph, out.spikes["input"].numpy().astype(np.int64))
     active = 0
-    for pop in graph["populations"]:
-        ours = out.spikes[pop["name"]].numpy().astype(bool)
-        assert (ours == ref[pop["name"]]).all(), f"population {pop['name']} differs"
+    for pop in graph.populations:
+        ours = out.spikes[pop.name].numpy().astype(bool)
+        assert (ours == ref.spikes[pop.name]).all(), f"population {pop.name} differs"
         active += int(ours.sum() > 0)
-    assert active >= len(graph["populations"]) - 2, "most populations must spike for the check to mean much"
+    assert active >= len(graph.populations) - 2, "most populations must spike for the check to mean much"
     n = out.steps.numpy()[:, None].astype(np.float64)
-    expected = ref["readout"] / (2.0 ** graph["readout"]["scale_exponent"] * n)
+    totals = ref.readout("readout", out.steps.numpy())
+    expected = totals / (2.0 ** graph.accumulators[0].scale_exponent * n)
     np.testing.assert_allclose(out.logits.numpy(), expected, rtol=1e-6)
-    assert (out.logits.argmax(1).numpy() == ref["readout"].argmax(1)).all()
+    assert (out.logits.argmax(1).numpy() == totals.argmax(1)).all()
 
 
 def test_quantized_integers_fit_loihi_formats():
     model = _tiny()
     model.data_init(torch.randn(2, 30, 12) * 2)
     model.quantize()
-    graph = model.integer_graph()
-    for pop in graph["populations"]:
-        for g in pop["groups"]:
-            w = np.asarray(g["weight"])
-            assert w.min() >= -256 and w.max() <= 254 and (w % 2 == 0).all()
-            assert max(g["delays"]) <= 62
-        assert 0 <= pop["v_decay"] <= 4096 and 0 < pop["vth"] < 2**17
-        assert np.abs(pop["bias"]).max(initial=0) < 2**12
+    graph = model.chip_graph()
+    for e in graph.synapses:
+        if e.target == "readout":
+            continue
+        assert e.weight.min() >= -256 and e.weight.max() <= 254 and (e.weight % 2 == 0).all()
+        assert e.delay.max() <= 62
+    for pop in graph.populations:
+        assert 0 <= pop.v_decay <= 4096 and 0 < pop.vth < 2**17
+        assert np.abs(pop.bias).max(initial=0) < 2**12
 
 
 def test_qat_gradients_flow_through_integer_forward():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ptsnn.chip import kernels
 from ptsnn.numerics import loihi
 
 
@@ -19,25 +20,35 @@ def test_current_wraps_and_voltage_saturates():
     assert loihi.saturate_voltage(np.array([lim + 9, -lim - 9])).tolist() == [lim - 1, -lim + 1]
 
 
+def _drive(kernel, a_in):
+    """The reference takes a_in; the fast path takes a_in << 6 as float64."""
+    a = np.asarray(a_in, np.int64)
+    return kernels.cuba_input6(a).astype(np.float64) if isinstance(kernel, kernels.CubaFast) else a
+
+
 def test_cuba_step_by_hand():
     # du register 4095 -> effective current decay 4096: u = a_in << 6 every step (no current memory)
     p = loihi.CubaParams(du=4095, dv=0, vth=1, bias_mant=0)
-    s = loihi.CubaState.zeros((1,))
-    assert not loihi.cuba_step(s, np.array([1]), p)[0]  # v = 64, threshold 1 << 6 = 64: not strictly above
-    assert s.v.tolist() == [64]
-    assert loihi.cuba_step(s, np.array([1]), p)[0]  # v = 128 > 64: spike, hard reset
-    assert s.v.tolist() == [0]
+    for kernel in (kernels.CubaReference((1,), p), kernels.CubaFast((1,), p)):
+        out = np.zeros(1, bool)
+        kernel.step(_drive(kernel, [1]), out)
+        assert not out[0]  # v = 64, threshold 1 << 6 = 64: not strictly above
+        assert kernel.v.tolist() == [64]
+        kernel.step(_drive(kernel, [1]), out)
+        assert out[0]  # v = 128 > 64: spike, hard reset
+        assert kernel.v.tolist() == [0]
 
 
 def test_cuba_current_and_voltage_decay_by_hand():
     p = loihi.CubaParams(du=1023, dv=2048, vth=10_000, bias_mant=3, bias_exp=6)
-    s = loihi.CubaState.zeros((1,))
-    loihi.cuba_step(s, np.array([10]), p)
-    # u = 0 + 10*64 = 640; v = 0 + 640 + 3*64 = 832
-    assert (s.u[0], s.v[0]) == (640, 832)
-    loihi.cuba_step(s, np.array([0]), p)
-    # u = 640*(4096-1024)>>12 = 480; v = 832*2048>>12 + 480 + 192 = 416 + 672 = 1088
-    assert (s.u[0], s.v[0]) == (480, 1088)
+    for kernel in (kernels.CubaReference((1,), p), kernels.CubaFast((1,), p)):
+        out = np.zeros(1, bool)
+        kernel.step(_drive(kernel, [10]), out)
+        # u = 0 + 10*64 = 640; v = 0 + 640 + 3*64 = 832
+        assert (kernel.u[0], kernel.v[0]) == (640, 832)
+        kernel.step(_drive(kernel, [0]), out)
+        # u = 640*(4096-1024)>>12 = 480; v = 832*2048>>12 + 480 + 192 = 416 + 672 = 1088
+        assert (kernel.u[0], kernel.v[0]) == (480, 1088)
 
 
 def test_netx_weights_are_lossless_within_8_bits():

@@ -1,33 +1,38 @@
 """The chip IR: the one integer description of what runs on the chip.
 
-Small typed nodes in the manner of NIR (``nir/ir``): shapes and ranges are checked on construction, meaning
-is kept apart from serialisation (``to_dir``/``from_dir``). Every downstream consumer (netx writer, Lava
-graph builder, fast simulator, design-rule checks, reports) reads this and nothing else.
+Small typed nodes in the manner of NIR (``nir/ir``): shapes and ranges are checked on construction; meaning is
+kept apart from serialisation (``ptsnn.chip.serialize``). Every consumer (netx writer, Lava graph builder,
+simulator, design rules, reports) reads this and nothing else.
 
-Semantics (Lava 0.10 ``fixed_pt``, see ``ptsnn.numerics.loihi``): a :class:`Synapses` edge delivers
-``weight[o, i] * payload_i`` to target neuron ``o`` ``1 + delay[o, i]`` steps after source ``i`` emitted;
-a :class:`CubaPopulation` integrates the sum of its incoming edges as a CUBA LIF neuron; an
-:class:`Accumulator` (Lava ``Sigma``) sums its input forever and is read by the host; a :class:`HostInput`
-is the host-to-chip boundary emitting graded payloads (``message_bits`` > 0) or binary spikes.
+Semantics (Lava 0.10 ``fixed_pt``, see ``ptsnn.numerics.loihi`` and ``ptsnn.chip.kernels``):
+
+* synapse groups deliver ``weight * payload`` (shifted by ``weight_exp``) to their target ``1 + delay`` steps
+  after the source emitted: :class:`Synapses` (dense, per-synapse delays; Lava ``Dense``/``DelayDense``) and
+  :class:`ConvSynapses` (2-D convolution; Lava ``Conv``; sum pooling is a grouped all-ones convolution,
+  :func:`sum_pool`);
+* neuron populations integrate the sum of their incoming groups: :class:`CubaPopulation` (CUBA LIF),
+  :class:`FireOncePopulation` (a CUBA neuron that fires at most once per inference: time-to-first-spike;
+  realised with a self-inhibiting synapse into its persistent current), :class:`SigmaDeltaPopulation`
+  (graded ReLU sigma-delta); an :class:`Accumulator` (Lava ``Sigma``) sums its input for the host to read;
+* a :class:`HostInput` is the host-to-chip boundary emitting graded payloads (``message_bits`` > 0) or spikes.
+
+Adding a node type: docs/design.md, "How to add a node type".
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ptsnn.fileio import atomic_write_text
 from ptsnn.numerics import loihi
 
-IR_FORMAT_VERSION = 1
 WEIGHT_MIN, WEIGHT_MAX = -256, 254
-BIAS_LIMIT = 2**12 - 1
+WEIGHT_EXP_LIMIT = 7  # Lava Dense/Conv weight_exp range used here: -7..7
+BIAS_LIMIT = 2**12 - 1  # 13-bit signed mantissa (bias_exp fixed at 6, netx)
 THRESHOLD_LIMIT = 2**17 - 1
+SIZE_LIMIT = 2**24  # neurons per population: far beyond a chip, small enough to refuse absurd files early
+MAX_FLUSH_STEPS = 1 << 16
 
 
 class IRError(ValueError):
@@ -38,12 +43,34 @@ def _int_array(x, name: str, ndim: int) -> np.ndarray:
     a = np.asarray(x)
     if a.ndim != ndim:
         raise IRError(f"{name}: expected {ndim}-D array, got shape {a.shape}")
+    if a.dtype == bool or np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.integer)
+                                                     or np.issubdtype(a.dtype, np.floating) or a.size == 0):
+        raise IRError(f"{name}: expected integers, got dtype {a.dtype}")
     if a.size and not np.issubdtype(a.dtype, np.integer):
-        if not np.all(np.equal(np.mod(a, 1), 0)):
-            raise IRError(f"{name}: values must be integers")
+        if not np.all(np.isfinite(a)) or not np.all(np.equal(np.mod(a, 1), 0)):
+            raise IRError(f"{name}: values must be finite integers")
     return a.astype(np.int64)
 
 
+def _check_int(value, what: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        raise IRError(f"{what} {value!r} not an integer in {lo}..{hi}")
+
+
+def _check_size(name: str, size) -> None:
+    _check_int(size, f"{name}: size", 1, SIZE_LIMIT)
+
+
+def _check_bias(name: str, bias: np.ndarray, size: int) -> list[str]:
+    problems = []
+    if bias.shape != (size,):
+        problems.append(f"bias shape {bias.shape} != ({size},)")
+    if bias.size and np.abs(bias).max() > BIAS_LIMIT:
+        problems.append(f"bias mantissa {int(np.abs(bias).max())} exceeds 13-bit signed")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------- nodes
 @dataclass(frozen=True, eq=False)
 class HostInput:
     name: str
@@ -53,15 +80,17 @@ class HostInput:
     steps_per_frame: int = 1
 
     def __post_init__(self):
-        if self.size < 1 or not 0 <= self.message_bits <= 24:
-            raise IRError(f"input {self.name}: size {self.size}, message_bits {self.message_bits}")
+        _check_size(self.name, self.size)
+        _check_int(self.message_bits, f"input {self.name}: message_bits", 0, 24)
+        _check_int(self.levels, f"input {self.name}: levels", 0, 2**23)
+        _check_int(self.steps_per_frame, f"input {self.name}: steps_per_frame", 1, 1024)
 
 
 @dataclass(frozen=True, eq=False)
 class CubaPopulation:
     name: str
     size: int
-    i_decay: int  # netx iDecay (Lava du = iDecay - 1)
+    i_decay: int  # netx iDecay (Lava du = iDecay - 1; 0 = no current decay, 4096 = no current memory)
     v_decay: int  # netx vDecay (Lava dv)
     vth: int  # threshold mantissa (spike when v > vth << 6)
     bias: np.ndarray  # bias mantissas, bias_exp fixed at 6 (netx)
@@ -69,20 +98,18 @@ class CubaPopulation:
     scale_exponent: int | None = None  # the population's weight exponent chosen by quantization
 
     def __post_init__(self):
+        _check_size(self.name, self.size)
         object.__setattr__(self, "bias", _int_array(self.bias, f"{self.name}.bias", 1))
-        problems = []
-        if self.size < 1:
-            problems.append(f"size {self.size}")
-        if self.bias.shape != (self.size,):
-            problems.append(f"bias shape {self.bias.shape} != ({self.size},)")
-        if not 1 <= self.i_decay <= loihi.DECAY_UNITY:
-            problems.append(f"i_decay {self.i_decay} not in 1..4096")
-        if not 0 <= self.v_decay <= loihi.DECAY_UNITY:
-            problems.append(f"v_decay {self.v_decay} not in 0..4096")
-        if not 0 <= self.vth <= THRESHOLD_LIMIT:
-            problems.append(f"vth {self.vth} not in 0..{THRESHOLD_LIMIT}")
-        if self.bias.size and np.abs(self.bias).max() > BIAS_LIMIT:
-            problems.append(f"bias mantissa {int(np.abs(self.bias).max())} exceeds 13-bit signed")
+        problems = _check_bias(self.name, self.bias, self.size)
+        for what, value, lo, hi in (("i_decay", self.i_decay, 0, loihi.DECAY_UNITY),
+                                    ("v_decay", self.v_decay, 0, loihi.DECAY_UNITY),
+                                    ("vth", self.vth, 0, THRESHOLD_LIMIT)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+                problems.append(f"{what} {value!r} not in {lo}..{hi}")
+        if self.scale_exponent is not None:
+            if isinstance(self.scale_exponent, bool) or not isinstance(self.scale_exponent, (int, np.integer)) \
+                    or not -64 <= self.scale_exponent <= 64:
+                problems.append(f"scale_exponent {self.scale_exponent!r} not an integer in -64..64")
         if problems:
             raise IRError(f"population {self.name}: " + "; ".join(problems))
 
@@ -91,19 +118,78 @@ class CubaPopulation:
 
 
 @dataclass(frozen=True, eq=False)
+class FireOncePopulation(CubaPopulation):
+    """CUBA neurons that fire at most once per inference (time-to-first-spike coding).
+
+    Realised with Lava's standard processes, so it runs unchanged on Loihi 2: a ``Dense`` self-connection of
+    weight ``inhibit_weight << inhibit_exp`` (negative) from each neuron to itself feeds its own spike back into
+    its current one step later. With no current decay (``i_decay = 0``) that inhibition persists, so the
+    voltage can never climb back over the threshold (the design rule ``fire_once_inhibition`` checks that the
+    inhibition outweighs every input the neuron can still receive)."""
+
+    role: str = "ttfs"
+    inhibit_weight: int = WEIGHT_MIN
+    inhibit_exp: int = WEIGHT_EXP_LIMIT
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_int(self.inhibit_weight, f"population {self.name}: inhibit_weight", WEIGHT_MIN, -1)
+        _check_int(self.inhibit_exp, f"population {self.name}: inhibit_exp", -WEIGHT_EXP_LIMIT, WEIGHT_EXP_LIMIT)
+
+    def inhibition(self) -> int:
+        """What the self-synapse adds to ``a_in`` the step after a spike."""
+        return int(loihi.shift_exp(np.int64(self.inhibit_weight), self.inhibit_exp))
+
+
+@dataclass(frozen=True, eq=False)
+class SigmaDeltaPopulation:
+    """Graded ReLU sigma-delta neurons (Lava ``SigmaDelta``, fixed_pt, as netx builds them)."""
+
+    name: str
+    size: int
+    vth: int  # delta threshold mantissa
+    bias: np.ndarray
+    message_bits: int = loihi.SDNN_DEFAULT_MESSAGE_BITS
+
+    def __post_init__(self):
+        _check_size(self.name, self.size)
+        object.__setattr__(self, "bias", _int_array(self.bias, f"{self.name}.bias", 1))
+        problems = _check_bias(self.name, self.bias, self.size)
+        if isinstance(self.vth, bool) or not isinstance(self.vth, (int, np.integer)) or not 0 <= self.vth <= THRESHOLD_LIMIT:
+            problems.append(f"vth {self.vth!r} not in 0..{THRESHOLD_LIMIT}")
+        if isinstance(self.message_bits, bool) or not isinstance(self.message_bits, (int, np.integer)) \
+                or not 1 <= self.message_bits <= 24:
+            problems.append(f"message_bits {self.message_bits!r} not in 1..24")
+        if problems:
+            raise IRError(f"population {self.name}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, eq=False)
 class Accumulator:
     name: str
     size: int
     scale_exponent: int = 0  # host divides the read value by 2**scale_exponent (and the step count)
 
+    def __post_init__(self):
+        _check_size(self.name, self.size)
+        _check_int(self.scale_exponent, f"accumulator {self.name}: scale_exponent", -64, 64)
 
+
+NeuronNode = CubaPopulation | FireOncePopulation | SigmaDeltaPopulation
+Node = HostInput | NeuronNode | Accumulator
+
+
+# ----------------------------------------------------------------------------------------- synapse groups
 @dataclass(frozen=True, eq=False)
 class Synapses:
+    """Dense synapse group: ``weight[o, i]``, per-synapse extra delay ``delay[o, i]`` (0..62)."""
+
     name: str
     source: str
     target: str
     weight: np.ndarray  # [out, in] integer mantissas
     delay: np.ndarray  # [out, in] extra delay steps 0..62 (the one-step synapse latency is implicit)
+    weight_exp: int = 0
 
     def __post_init__(self):
         w = _int_array(self.weight, f"{self.name}.weight", 2)
@@ -112,47 +198,173 @@ class Synapses:
         object.__setattr__(self, "delay", d)
         if d.shape != w.shape:
             raise IRError(f"synapses {self.name}: delay shape {d.shape} != weight shape {w.shape}")
-        if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
-            raise IRError(f"synapses {self.name}: weights {w.min()}..{w.max()} outside {WEIGHT_MIN}..{WEIGHT_MAX}")
+        _check_weights(self.name, w)
         if d.size and (d.min() < 0 or d.max() > loihi.MAX_DELAY):
             raise IRError(f"synapses {self.name}: delays {d.min()}..{d.max()} outside 0..{loihi.MAX_DELAY}")
+        _check_int(self.weight_exp, f"synapses {self.name}: weight_exp", -WEIGHT_EXP_LIMIT, WEIGHT_EXP_LIMIT)
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(target size, source size)."""
         return tuple(self.weight.shape)
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delay.max(initial=0))
 
     def count(self) -> int:
         """Synapses that exist (non-zero weights)."""
         return int(np.count_nonzero(self.weight))
 
+    def fan_out(self) -> np.ndarray:
+        """Existing synapses per source neuron ``[in]``."""
+        return np.count_nonzero(self.weight, axis=0).astype(np.int64)
 
+
+def _check_weights(name: str, w: np.ndarray) -> None:
+    if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
+        raise IRError(f"synapses {name}: weights {w.min()}..{w.max()} outside {WEIGHT_MIN}..{WEIGHT_MAX}")
+
+
+def _pair(value, what: str, lo: int) -> tuple[int, int]:
+    v = tuple(int(x) for x in np.broadcast_to(np.asarray(value), (2,)))
+    if any(x < lo or x > 1024 for x in v):
+        raise IRError(f"{what} {v} outside {lo}..1024")
+    return v
+
+
+def conv_output_hw(in_hw, kernel, stride, padding, dilation) -> tuple[int, int]:
+    return tuple((h + 2 * p - d * (k - 1) - 1) // s + 1
+                 for h, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+
+
+@dataclass(frozen=True, eq=False)
+class ConvSynapses:
+    """2-D convolution synapse group (cross-correlation, PyTorch/netx convention) between neuron grids laid out
+    ``(C, H, W)`` in C order: ``weight[o, i / groups, kH, kW]``; no delays (Lava's ``Conv`` has none)."""
+
+    name: str
+    source: str
+    target: str
+    weight: np.ndarray
+    in_shape: tuple[int, int, int]  # (C, H, W) of the source
+    out_shape: tuple[int, int, int]  # (C, H, W) of the target
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    weight_exp: int = 0
+
+    def __post_init__(self):
+        w = _int_array(self.weight, f"{self.name}.weight", 4)
+        object.__setattr__(self, "weight", w)
+        _check_weights(self.name, w)
+        for attr, lo in (("stride", 1), ("padding", 0), ("dilation", 1)):
+            object.__setattr__(self, attr, _pair(getattr(self, attr), f"conv {self.name}: {attr}", lo))
+        for attr in ("in_shape", "out_shape"):
+            shape = tuple(int(x) for x in getattr(self, attr))
+            if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) > SIZE_LIMIT:
+                raise IRError(f"conv {self.name}: {attr} {shape} is not a (C, H, W) grid")
+            object.__setattr__(self, attr, shape)
+        _check_int(self.groups, f"conv {self.name}: groups", 1, 1 << 16)
+        _check_int(self.weight_exp, f"conv {self.name}: weight_exp", -WEIGHT_EXP_LIMIT, WEIGHT_EXP_LIMIT)
+        o, cg, kh, kw = w.shape
+        c_in, h, wd = self.in_shape
+        problems = []
+        if c_in % self.groups or o % self.groups or cg * self.groups != c_in:
+            problems.append(f"weight {w.shape} with groups {self.groups} does not fit {c_in} input channels")
+        hw = conv_output_hw((h, wd), (kh, kw), self.stride, self.padding, self.dilation)
+        if min(hw) < 1 or (o, *hw) != self.out_shape:
+            problems.append(f"output {self.out_shape} != ({o}, {hw[0]}, {hw[1]}) from input {self.in_shape}")
+        if problems:
+            raise IRError(f"conv {self.name}: " + "; ".join(problems))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(target size, source size), as for dense groups."""
+        return int(np.prod(self.out_shape)), int(np.prod(self.in_shape))
+
+    @property
+    def max_delay(self) -> int:
+        return 0
+
+    def count(self) -> int:
+        """Synapses that exist: non-zero kernel taps that land inside the input grid, over every output."""
+        return int(self.fan_out().sum())
+
+    def fan_out(self) -> np.ndarray:
+        """Existing synapses per source neuron ``[C*H*W]``."""
+        return _conv_fan_out(self)
+
+
+def _conv_fan_out(e: ConvSynapses) -> np.ndarray:
+    """Fan-out per input neuron for large grids: for each kernel tap, the outputs whose receptive field puts
+    that tap on a given input position (pure index arithmetic, no dense matrix)."""
+    c, h, w = e.in_shape
+    o, cg, kh, kw = e.weight.shape
+    og = o // e.groups
+    _, ho, wo = e.out_shape
+    counts = np.zeros((c, h, w), np.int64)
+    (sh, sw), (ph, pw), (dh, dw) = e.stride, e.padding, e.dilation
+    for g in range(e.groups):
+        taps = np.count_nonzero(e.weight[g * og:(g + 1) * og], axis=0)  # [cg, kh, kw]: outputs using each tap
+        for i in range(kh):
+            rows = np.arange(ho) * sh + i * dh - ph
+            rows = rows[(rows >= 0) & (rows < h)]
+            for j in range(kw):
+                cols = np.arange(wo) * sw + j * dw - pw
+                cols = cols[(cols >= 0) & (cols < w)]
+                if rows.size and cols.size:
+                    counts[g * cg:(g + 1) * cg][:, rows[:, None], cols[None, :]] += taps[:, i, j][:, None, None]
+    return counts.reshape(-1)
+
+
+def sum_pool(name: str, source: str, target: str, in_shape: tuple[int, int, int], kernel: int,
+             stride: int | None = None) -> ConvSynapses:
+    """Sum pooling over ``kernel x kernel`` windows as a grouped all-ones convolution (what Lava's ``Conv``
+    realises; netx has no pooling block). Average pooling is this with the 1/k^2 folded into the next weights;
+    TTFS max pooling ("earliest spike wins") is this into fire-once neurons that fire on their first input."""
+    c, h, w = in_shape
+    stride = kernel if stride is None else stride
+    hw = conv_output_hw((h, w), (kernel, kernel), (stride, stride), (0, 0), (1, 1))
+    return ConvSynapses(name, source, target, np.ones((c, 1, kernel, kernel), np.int64), in_shape, (c, *hw),
+                        (stride, stride), groups=c)
+
+
+SynapseGroup = Synapses | ConvSynapses
+
+
+# ------------------------------------------------------------------------------------------------- graph
 @dataclass(eq=False)
 class ChipGraph:
     inputs: list[HostInput]
-    populations: list[CubaPopulation]
+    populations: list[NeuronNode]
     accumulators: list[Accumulator]
-    synapses: list[Synapses]
+    synapses: list[SynapseGroup]
     flush_steps: int = 0
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()
 
-    # -------------------------------------------------------------------------------- structure
-    def nodes(self) -> dict[str, HostInput | CubaPopulation | Accumulator]:
+    def nodes(self) -> dict[str, Node]:
         return {n.name: n for n in [*self.inputs, *self.populations, *self.accumulators]}
 
-    def incoming(self, target: str) -> list[Synapses]:
+    def incoming(self, target: str) -> list[SynapseGroup]:
         return [s for s in self.synapses if s.target == target]
 
-    def outgoing(self, source: str) -> list[Synapses]:
+    def outgoing(self, source: str) -> list[SynapseGroup]:
         return [s for s in self.synapses if s.source == source]
 
     def message_bits(self, source: str) -> int:
+        """Bits of the payload ``source`` sends (0: binary spikes)."""
         node = self.nodes()[source]
-        return node.message_bits if isinstance(node, HostInput) else 0
+        return int(getattr(node, "message_bits", 0)) if not isinstance(node, CubaPopulation) else 0
 
     def validate(self) -> None:
+        _check_int(self.flush_steps, "flush_steps", 0, MAX_FLUSH_STEPS)
+        if not self.inputs:
+            raise IRError("the graph has no host input")
         names = [n.name for n in [*self.inputs, *self.populations, *self.accumulators, *self.synapses]]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -173,65 +385,14 @@ class ChipGraph:
             if not self.incoming(n.name):
                 raise IRError(f"{n.name} has no incoming synapses")
 
-    # ---------------------------------------------------------------------------- serialisation
-    def to_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """(structure as JSON-able dict, arrays by key)."""
-        arrays: dict[str, np.ndarray] = {}
-        pops = []
-        for p in self.populations:
-            arrays[f"population/{p.name}/bias"] = p.bias
-            pops.append(dict(name=p.name, size=p.size, i_decay=p.i_decay, v_decay=p.v_decay, vth=p.vth,
-                             role=p.role, scale_exponent=p.scale_exponent, bias=f"population/{p.name}/bias"))
-        syns = []
-        for s in self.synapses:
-            arrays[f"synapses/{s.name}/weight"] = s.weight
-            arrays[f"synapses/{s.name}/delay"] = s.delay
-            syns.append(dict(name=s.name, source=s.source, target=s.target, shape=list(s.shape),
-                             weight=f"synapses/{s.name}/weight", delay=f"synapses/{s.name}/delay",
-                             nonzero=s.count(), max_delay=int(s.delay.max(initial=0))))
-        structure = dict(
-            format="ptsnn-chip-ir", format_version=IR_FORMAT_VERSION, flush_steps=self.flush_steps, meta=self.meta,
-            inputs=[vars(i).copy() for i in self.inputs], populations=pops,
-            accumulators=[vars(a).copy() for a in self.accumulators], synapses=syns)
-        return structure, arrays
+    # serialisation lives in ptsnn.chip.serialize; these two are conveniences
+    def to_dir(self, directory, stem: str = "chip_graph"):
+        from ptsnn.chip.serialize import write_chip_graph
 
-    def to_dir(self, directory: str | os.PathLike, stem: str = "chip_graph") -> list[Path]:
-        """Write ``<stem>.json`` (structure) and ``<stem>.h5`` (integer arrays), atomically and byte-stable."""
-        import h5py
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        structure, arrays = self.to_dict()
-        json_path, h5_path = directory / f"{stem}.json", directory / f"{stem}.h5"
-        atomic_write_text(json_path, json.dumps(structure, indent=1, sort_keys=True) + "\n")
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w", track_order=True) as f:
-                for key in sorted(arrays):
-                    f.create_dataset(key, data=arrays[key], track_times=False)
-            os.replace(tmp, h5_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return [json_path, h5_path]
+        return write_chip_graph(self, directory, stem)
 
     @classmethod
-    def from_dir(cls, directory: str | os.PathLike, stem: str = "chip_graph") -> "ChipGraph":
-        import h5py
+    def from_dir(cls, directory, stem: str = "chip_graph") -> "ChipGraph":
+        from ptsnn.chip.serialize import read_chip_graph
 
-        directory = Path(directory)
-        structure = json.loads((directory / f"{stem}.json").read_text())
-        if structure.get("format") != "ptsnn-chip-ir":
-            raise IRError(f"{directory / stem}.json is not a ptsnn chip IR")
-        with h5py.File(directory / f"{stem}.h5", "r") as f:
-            arr = lambda key: f[key][()]  # noqa: E731
-            pops = [CubaPopulation(p["name"], p["size"], p["i_decay"], p["v_decay"], p["vth"], arr(p["bias"]),
-                                   p["role"], p["scale_exponent"]) for p in structure["populations"]]
-            syns = [Synapses(s["name"], s["source"], s["target"], arr(s["weight"]), arr(s["delay"]))
-                    for s in structure["synapses"]]
-        return cls([HostInput(**i) for i in structure["inputs"]], pops,
-                   [Accumulator(**a) for a in structure["accumulators"]], syns, structure["flush_steps"],
-                   structure.get("meta", {}))
-
-
+        return read_chip_graph(directory, stem)

@@ -1,25 +1,41 @@
-"""Fast bit-exact simulator of the chip IR (``ptsnn.chip.ir.ChipGraph``).
+"""The simulator of the chip IR: bit-exact with Lava's ``fixed_pt`` models, vectorised over samples and time.
 
-Same arithmetic as Lava's ``fixed_pt`` models (``ptsnn.numerics.loihi``), vectorised over a batch of
-utterances and over time: each edge's input is one float64 matrix product per distinct delay over all steps
-(exact: every partial sum stays far below 2**53), populations are integrated over time in int64, the
-accumulator keeps Lava ``Sigma``'s running sum. Populations are visited in the graph's feed-forward order.
+Synaptic input comes from ``ptsnn.chip.synapses`` (one BLAS product per edge and delay over all steps and
+samples), neurons from ``ptsnn.chip.kernels`` (one exact kernel per neuron type, plus its proven fast path),
+accumulators are Lava ``Sigma``'s int32 running sum. Populations are visited in the graph's feed-forward order.
+Every consumer that needs chip activity (``ptsnn run --backend fast``, calibration, verification, reports)
+calls :func:`simulate`; voltages and peak inputs are recorded by the same arithmetic that produces the spikes.
+
+Adding a neuron type: a node in ``ptsnn.chip.ir``, a kernel in ``ptsnn.chip.kernels``, one entry in
+:data:`NEURON_KERNELS` below (docs/design.md, "How to add a node type").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from ptsnn.numerics import loihi
+from ptsnn.chip import kernels
+from ptsnn.chip.ir import (
+    Accumulator,
+    ChipGraph,
+    CubaPopulation,
+    FireOncePopulation,
+    SigmaDeltaPopulation,
+)
+from ptsnn.chip.synapses import edge_input
 
 
 @dataclass
 class ChipRun:
-    spikes: dict[str, np.ndarray]  # population -> [B, T, N] bool
-    accumulators: dict[str, np.ndarray]  # accumulator -> running sum [B, T, N] int64 (what Sigma sends)
-    voltages: dict[str, np.ndarray] | None = None  # population -> post-reset voltage [B, T, N] int64, if recorded
+    """What a backend returns: chip activity per node, batch-major ``[B, T, N]``."""
+
+    spikes: dict[str, np.ndarray]  # population -> bool spikes (int32 payloads for graded populations)
+    accumulators: dict[str, np.ndarray]  # accumulator -> running sum (what Sigma sends), int64
+    voltages: dict[str, np.ndarray] | None = None  # population -> voltage after the step's reset, if recorded
+    peak_input: dict[str, int] | None = None  # population -> largest |a_in| received (before int32 wrap)
 
     def readout(self, name: str, steps: np.ndarray) -> np.ndarray:
         """Accumulator value after ``steps[b]`` steps for each sample: ``[B, N]``."""
@@ -28,41 +44,59 @@ class ChipRun:
         return acc[np.arange(acc.shape[0]), idx]
 
 
-def edge_input(pre: np.ndarray, weight: np.ndarray, delay: np.ndarray) -> np.ndarray:
-    """``a[b, t, o] = sum_i weight[o, i] * pre[b, t - 1 - delay[o, i], i]``."""
-    batch, steps, n_in = pre.shape
-    out = np.zeros((batch, steps, weight.shape[0]), np.int64)
-    # one 2-D BLAS product over all (sample, step) rows per distinct delay, then a shift in time
-    rows = np.ascontiguousarray(pre, dtype=np.float64).reshape(batch * steps, n_in)
-    for d in np.unique(delay):
-        lag = 1 + int(d)
-        if lag >= steps:
-            continue
-        w_d = np.ascontiguousarray(np.where(delay == d, weight, 0).T, dtype=np.float64)
-        prod = np.rint(rows @ w_d).astype(np.int64).reshape(batch, steps, -1)
-        out[:, lag:] += prod[:, : steps - lag]
-    return out
+# --------------------------------------------------------------------------------------------- neurons
+def _run_cuba(pop: CubaPopulation, a_in: np.ndarray, record_voltage: bool):
+    out = kernels.run_cuba(a_in, pop.params(), record_voltage=record_voltage)
+    return out if record_voltage else (out, None)
 
 
-def simulate_chip(graph, payload: np.ndarray, record_voltage: bool = False) -> ChipRun:
+def _run_fire_once(pop: FireOncePopulation, a_in: np.ndarray, record_voltage: bool):
+    return kernels.run_fire_once(a_in, pop.params(), pop.inhibition(), record_voltage=record_voltage)
+
+
+def _run_sigma_delta(pop: SigmaDeltaPopulation, a_in: np.ndarray, record_voltage: bool):
+    return kernels.sigma_delta_run(a_in, pop.vth, pop.bias), None  # no voltage: graded activations
+
+
+NEURON_KERNELS: dict[type, Callable] = {
+    CubaPopulation: _run_cuba,
+    FireOncePopulation: _run_fire_once,
+    SigmaDeltaPopulation: _run_sigma_delta,
+}
+
+
+def simulate(graph: ChipGraph, payload_in, record_voltage: bool = False,
+             record_peak_input: bool = False) -> ChipRun:
     """Run host payloads ``{input name: [B, T, size]}`` (or one array for a single input) through the graph.
 
-    ``record_voltage``: also keep each population's voltage after the step's reset (``loihi.cuba_run``'s
-    ``record_voltage``; 0 where the neuron spiked) in ``ChipRun.voltages`` (for the report's histograms)."""
-    if not isinstance(payload, dict):
-        payload = {graph.inputs[0].name: payload}
-    acts = {k: np.asarray(v, np.int64) for k, v in payload.items()}
+    ``record_voltage``: keep each CUBA population's voltage after the step's reset (0 where it spiked).
+    ``record_peak_input``: keep the largest ``|a_in|`` each population received (the overflow design rule)."""
+    if not isinstance(payload_in, dict):
+        payload_in = {graph.inputs[0].name: payload_in}
+    acts = {k: np.moveaxis(np.asarray(v, np.int64), 1, 0) for k, v in payload_in.items()}  # time-major
     spikes, accs = {}, {}
     volts: dict[str, np.ndarray] | None = {} if record_voltage else None
-    for pop in graph.populations:
-        a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(pop.name))
-        if record_voltage:
-            s, volts[pop.name] = loihi.cuba_run(a_in, pop.params(), record_voltage=True)
-        else:  # the batched time-major kernel (bit-exact, falls back to exact int64 replay when needed)
-            s = np.moveaxis(loihi.cuba_run_fast(np.moveaxis(a_in, 1, 0), pop.params()), 0, 1)
-        spikes[pop.name] = s
-        acts[pop.name] = s.astype(np.int64)
-    for acc in graph.accumulators:
-        a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(acc.name))
-        accs[acc.name] = np.cumsum(a_in, axis=1)
-    return ChipRun(spikes, accs, volts)
+    peaks: dict[str, int] | None = {} if record_peak_input else None
+    for node in [*graph.populations, *graph.accumulators]:
+        a_in = None
+        for e in graph.incoming(node.name):
+            a = edge_input(e, acts[e.source], graph.message_bits(e.source) > 0)
+            a_in = a if a_in is None else a_in + a
+        if peaks is not None:
+            peaks[node.name] = int(np.abs(a_in).max(initial=0))
+        if isinstance(node, Accumulator):
+            accs[node.name] = np.moveaxis(kernels.sigma_run(a_in).astype(np.int64), 0, 1)
+            continue
+        try:
+            run = NEURON_KERNELS[type(node)]
+        except KeyError:
+            raise TypeError(f"no kernel for node type {type(node).__name__}") from None
+        out, v = run(node, a_in, record_voltage)
+        acts[node.name] = out
+        spikes[node.name] = np.moveaxis(out, 0, 1)
+        if volts is not None and v is not None:
+            volts[node.name] = np.moveaxis(v, 0, 1)
+    return ChipRun(spikes, accs, volts, peaks)
+
+
+simulate_chip = simulate  # the name the first releases used

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ptsnn.chip.ir import ChipGraph
-from ptsnn.chip.simulator import edge_input
+from ptsnn.chip.simulator import simulate
 
 SATURATED_RATE = 0.9
 
@@ -56,13 +56,6 @@ def quantization_error(model, features: torch.Tensor, lengths: torch.Tensor) -> 
 
 
 def max_synaptic_input(graph: ChipGraph, payload: np.ndarray) -> dict[str, int]:
-    """Largest |a_in| each population receives when the IR runs on ``payload`` (exact integers)."""
-    from ptsnn.numerics import loihi
-
-    acts = {graph.inputs[0].name: np.asarray(payload, np.int64)}
-    peak = {}
-    for pop in graph.populations:
-        a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(pop.name))
-        peak[pop.name] = int(np.abs(a_in).max(initial=0))
-        acts[pop.name] = loihi.cuba_run(a_in, pop.params()).astype(np.int64)
-    return peak
+    """Largest |a_in| each population receives when the IR runs on ``payload`` (the simulator's own record)."""
+    peaks = simulate(graph, payload, record_peak_input=True).peak_input
+    return {p.name: peaks[p.name] for p in graph.populations}

@@ -34,11 +34,9 @@ from ptsnn.formats.netx import (
     network_shapes,
     read_netx,
 )
+from ptsnn.chip import kernels
+from ptsnn.chip.synapses import conv_input, dense_input, payload
 from ptsnn.numerics import loihi
-
-_EXACT_FLOAT = 2**53  # float64 sums of integers are exact while every partial sum stays below this
-_EXACT_FLOAT32 = 2**24  # the same for float32
-
 
 @dataclass
 class SimResult:
@@ -125,127 +123,6 @@ def input_shape(layers: list[LayerSpec]) -> tuple[int, ...]:
         raise InputError(str(exc)) from None
 
 
-# ------------------------------------------------------------------------------------------- synapses
-def _payload(x: np.ndarray, graded: bool) -> np.ndarray:
-    """What a synapse multiplies: the graded payload, or 1 for any non-zero (``s_in.astype(bool)``)."""
-    return np.ascontiguousarray(x, dtype=np.int64) if graded else np.ascontiguousarray(x != 0, dtype=np.int64)
-
-
-def _matmul_exact(s: np.ndarray, w: np.ndarray, s_max: float | None = None) -> np.ndarray:
-    """``s @ w.T`` over the last axis of ``s`` (any leading axes) for integer-valued arrays (``s`` may
-    already be float64), exactly: one float64 BLAS product when no partial sum can reach 2**53, else int64
-    (exact modulo 2**64)."""
-    lead = s.shape[:-1]
-    s2 = s.reshape(-1, s.shape[-1])
-    if s_max is None:
-        s_max = float(np.abs(s2).max(initial=0))
-    bound = float(np.abs(w).sum(axis=1).max(initial=0)) * s_max
-    if bound < _EXACT_FLOAT32:  # the common case (8-bit weights, spikes): float32 BLAS is exact and 2x faster
-        out = (s2.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
-    elif bound < _EXACT_FLOAT:
-        out = (s2.astype(np.float64, copy=False) @ w.T.astype(np.float64)).astype(np.int64)
-    else:
-        out = s2.astype(np.int64) @ w.T.astype(np.int64)
-    return out.reshape(*lead, w.shape[0])
-
-
-def _dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None, s: np.ndarray,
-                 graded: bool) -> np.ndarray:
-    """Synaptic input ``[T, B, out]`` (int64 holding int32 values) of a Dense/DelayDense for presynaptic
-    payloads ``s`` ``[T, B, in]``, one step of latency plus the delays included.
-
-    DelayDense shifts the sum of each (output, delay) group by ``weight_exp`` separately, so with a negative
-    exponent (a flooring right shift) the groups cannot be merged. Per-output (axonal) delays have one group
-    per output: one matrix product plus a per-column time shift. Per-input delays: one product per delay over
-    that delay's inputs only. General per-synapse delays: one masked product per distinct delay."""
-    steps = s.shape[0]
-    a_in = np.zeros((steps, *s.shape[1:-1], weights.shape[0]), np.int64)
-    if steps < 2:
-        return a_in
-    s_max = int(np.abs(s).max(initial=0))
-    bound = int(np.abs(weights).sum(axis=1).max(initial=0)) * s_max
-    s = s.astype(np.float32 if bound < _EXACT_FLOAT32 else np.float64)  # once; exactness checked per product
-    safe = (bound << max(weight_exp, 0)) < 2**31  # no int32 register can wrap: shift only
-
-    def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
-        return loihi.shift_exp(acc, weight_exp) if safe else loihi.dense_output(acc, weight_exp, graded, delayed)
-
-    if delays is None:
-        a_in[1:] = post(_matmul_exact(s[:-1], weights, s_max), False)
-        return a_in
-    if graded and not loihi.graded_products_fit_int32(np.abs(weights).max(initial=0), s_max):
-        raise InputError("graded payloads times weights exceed int32 in Lava's DelayDense (each product wraps); "
-                         "not emulated")
-    lags = [(int(d), 1 + int(d)) for d in np.unique(delays) if 1 + int(d) < steps]
-    if np.all(delays == delays[:, :1]):  # per output neuron
-        acc = _matmul_exact(s[:-1], weights, s_max)
-        per_out = delays[:, 0]
-        for d, lag in lags:
-            cols = per_out == d
-            a_in[lag:, ..., cols] += post(acc[: steps - lag, ..., cols], True)
-    elif np.all(delays == delays[:1, :]):  # per input neuron
-        per_in = delays[0]
-        for d, lag in lags:
-            rows = per_in == d
-            a_in[lag:] += post(_matmul_exact(s[: steps - lag, ..., rows], weights[:, rows], s_max), True)
-    else:
-        for d, lag in lags:
-            a_in[lag:] += post(_matmul_exact(s[: steps - lag], np.where(delays == d, weights, 0), s_max), True)
-    return a_in if safe else loihi.wrap_int32(a_in)
-
-
-def conv2d_exact(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                 groups: int = 1, chunk_bytes: int = 64 << 20) -> np.ndarray:
-    """PyTorch-style ``conv2d`` (cross-correlation, NCHW, weight ``(out, in/groups, kH, kW)``) for integer-valued
-    ``x``, computed exactly: one BLAS product per kernel offset in float32 or float64, chosen so that no
-    partial sum can lose precision. Returns int64 ``(N, out, Ho, Wo)``."""
-    n, c, h, w = x.shape
-    o, cg, kh, kw = weight.shape
-    g = int(groups)
-    og = o // g
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    bound = float(np.abs(weight).reshape(o, -1).sum(axis=1).max(initial=0)) * float(np.abs(x).max(initial=0))
-    if bound >= _EXACT_FLOAT:
-        raise OverflowError("conv sums exceed the exact float64 range")
-    dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
-    wg = weight.reshape(g, og, cg, kh, kw).astype(dtype)
-    out = np.empty((n, o, ho, wo), np.int64)
-    per_sample = max(1, c * ho * wo * np.dtype(dtype).itemsize * 2)
-    step = max(1, int(chunk_bytes // per_sample))
-    for n0 in range(0, n, step):
-        xp = np.pad(x[n0:n0 + step].astype(dtype, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        nb = xp.shape[0]
-        xg = xp.reshape(nb, g, cg, h + 2 * ph, w + 2 * pw)
-        acc = np.zeros((g, nb * ho * wo, og), dtype)
-        for i in range(kh):
-            for j in range(kw):
-                patch = xg[:, :, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                cols = patch.transpose(1, 0, 3, 4, 2).reshape(g, nb * ho * wo, cg)  # [G, N*Ho*Wo, Cg]
-                acc += cols @ wg[:, :, :, i, j].transpose(0, 2, 1)  # [G, Cg, Og]
-        out[n0:n0 + nb] = acc.reshape(g, nb, ho, wo, og).transpose(1, 0, 4, 2, 3).reshape(nb, o, ho, wo)
-    return out
-
-
-def _conv_input(layer: ConvLayerSpec, s: np.ndarray) -> np.ndarray:
-    """Synaptic input ``[T, B, C, H, W]`` of Lava's fixed_pt Conv for payloads ``s`` ``[T, B, C, H, W]``: the
-    raw (unshifted, unclipped) integer weights, output wrapped to 24 bits, one step of latency."""
-    steps, batch = s.shape[:2]
-    out_c, out_h, out_w = layer.shape
-    a_in = np.zeros((steps, batch, out_c, out_h, out_w), np.int64)
-    if steps < 2:
-        return a_in
-    w = layer.weight.astype(np.int64)
-    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * int(np.abs(s).max(initial=0))
-    if bound >= 2**31:
-        raise InputError(f"layer {layer.name}: conv sums could leave int32 (Lava's float->int32 cast is undefined "
-                         "there); not emulated")
-    y = conv2d_exact(s[:-1].reshape(-1, *s.shape[2:]), w, layer.stride, layer.padding, layer.dilation, layer.groups)
-    a_in[1:] = loihi.wrap_signed(y.reshape(steps - 1, batch, out_c, out_h, out_w), loihi.CONV_OUTPUT_BITS)
-    return a_in
-
-
 # -------------------------------------------------------------------------------------------- neurons
 def _bias_internal(bias, chw: tuple[int, ...]) -> np.ndarray | int:
     """netx's bias broadcast (``AbstractBlock._neuron``) in the internal (C, H, W) layout."""
@@ -268,12 +145,12 @@ def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool) -> np.ndarray:
     if neuron is None:  # netx's default integrator: threshold 1 << 17 is above the saturated voltage
         return np.zeros(a_in.shape, bool)
     if isinstance(neuron, CubaNeuronSpec):
-        return loihi.cuba_run_fast(a_in, _cuba_params(neuron, bias))
+        return kernels.run_cuba(a_in, _cuba_params(neuron, bias))
     if is_input:
-        return loihi.delta_run(a_in, neuron.vth_mant)
+        return kernels.delta_run(a_in, neuron.vth_mant)
     if neuron.sigma_output:
-        return loihi.sigma_run(a_in)
-    return loihi.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias)
+        return kernels.sigma_run(a_in)
+    return kernels.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias)
 
 
 def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> np.ndarray:
@@ -281,7 +158,7 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
     syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec)
     delays = layer.full_delay() if layer.delay is not None else None
     weight_exp = syn.weight_exp if delays is None else 0  # netx gives DelayDense no weight_exp here
-    ff = _dense_input(syn.weights, weight_exp, delays, s, graded)
+    ff = dense_input(syn.weights, weight_exp, delays, s, graded)
     steps, batch, n = ff.shape
     rec_delays = delays if delays is not None else None
     if rec_delays is not None and rec_delays.shape != rec.weights.shape:
@@ -300,21 +177,21 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
         rec_bound = int(loihi.shift_exp(np.abs(rec.weights).sum(axis=1).max(initial=0), max(weight_exp, 0)))
         max_a6 = (float(np.abs(ff).max(initial=0)) + rec_bound) * 2**loihi.ACTIVATION_SHIFT
         fast = max_a6 < loihi.STATE_LIMIT
-        kernel = loihi.CubaKernel((batch, n), p, max_a6) if fast else loihi.CubaExactKernel((batch, n), p)
+        kernel = kernels.CubaFast((batch, n), p, max_a6) if fast else kernels.CubaReference((batch, n), p)
     else:
         kind = "sigma" if neuron.sigma_output else "sigma_delta"
-        kernel = loihi.SigmaDeltaKernel((batch, n), kind, neuron.vth_mant, 0 if bias is None else bias)
+        kernel = kernels.SigmaDeltaKernel((batch, n), kind, neuron.vth_mant, 0 if bias is None else bias)
     rec_graded = graded  # netx builds the feedback synapse with the layer's *input* message bits
     for t in range(steps):
         a = loihi.wrap_int32(ff[t] + pending[t])
         if out_dtype is bool:
             if fast:
-                kernel.step(loihi.cuba_input6(a).astype(np.float64), out[t])
+                kernel.step(kernels.cuba_input6(a).astype(np.float64), out[t])
             else:
                 kernel.step(a, out[t])
         else:
             out[t] = kernel.step(a)
-        payload = _payload(out[t], rec_graded)
+        payload = payload(out[t], rec_graded)
         if not payload.any():
             continue
         for d, w_d in groups:
@@ -356,16 +233,17 @@ def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) 
         a_in = loihi.wrap_int32(x)  # RingBuffer -> neuron.a_in: raw int32 data, no synapse
         return _run_neurons(layer.neuron, a_in, None, is_input=True)
     if isinstance(layer, DenseLayerSpec):
-        s = _payload(x, graded).reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order
+        s = payload(x, graded).reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order
         bias = _bias_internal(layer.bias, blk.chw)
         if layer.recurrent:
             return _run_recurrent(layer, s, graded, layer.bias)
         syn = loihi.netx_dense_weights(layer.weight)
         delays = layer.full_delay() if layer.delay is not None else None
-        a_in = _dense_input(syn.weights, syn.weight_exp, delays, s, graded)
+        a_in = dense_input(syn.weights, syn.weight_exp, delays, s, graded)
         return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False)
     if isinstance(layer, ConvLayerSpec):
-        a_in = _conv_input(layer, _payload(x, graded))
+        a_in = conv_input(payload(x, graded), layer.weight, layer.shape, layer.stride, layer.padding,
+                          layer.dilation, layer.groups, name=f"layer {layer.name}")
         bias = _bias_internal(layer.bias, blk.chw) if layer.bias is not None else None
         return _run_neurons(layer.neuron, a_in, bias, is_input=False)
     raise TypeError(type(layer).__name__)  # pragma: no cover - network_shapes only yields neuron blocks

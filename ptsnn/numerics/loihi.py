@@ -9,7 +9,8 @@ share. Sources (lava-nc 0.10): ``lava/proc/lif/models.py`` (``AbstractPyLifModel
 
 These constants describe Lava's model of the chip (its register layout), not a hardware profile: the
 profiles' numerics (``hw_profiles/loihi2.toml``) must agree with them and are checked against them.
-All functions work on numpy int64 arrays of any shape, so they vectorise over batch and neurons.
+All functions work on numpy int64 arrays of any shape, so they vectorise over batch and neurons. The neuron
+kernels that run these rules over time live in ``ptsnn.chip.kernels`` (one per neuron type).
 """
 
 from __future__ import annotations
@@ -72,43 +73,6 @@ class CubaParams:
     def from_netx(cls, i_decay: int, v_decay: int, vth_mant: int, bias=0) -> "CubaParams":
         """netx's mapping: ``du = iDecay - 1``, ``dv = vDecay``, ``bias_exp = 6`` (lava-dl netx/hdf5.py)."""
         return cls(du=int(i_decay) - 1, dv=int(v_decay), vth=int(vth_mant), bias_mant=bias)
-
-
-@dataclass
-class CubaState:
-    u: np.ndarray
-    v: np.ndarray
-
-    @classmethod
-    def zeros(cls, shape) -> "CubaState":
-        return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64))
-
-
-def cuba_step(state: CubaState, a_in: np.ndarray, p: CubaParams) -> np.ndarray:
-    """Advance one time step in place; returns the boolean spike vector (Lava ``PyLifModelBitAcc.run_spk``)."""
-    u = decay(state.u, p.du + CURRENT_DECAY_OFFSET) + (np.asarray(a_in, np.int64) << ACTIVATION_SHIFT)
-    state.u = wrap_current(u)
-    v = decay(state.v, p.dv + VOLTAGE_DECAY_OFFSET) + state.u + effective_bias(p.bias_mant, p.bias_exp)
-    state.v = saturate_voltage(v)
-    spikes = state.v > (np.int64(p.vth) << THRESHOLD_SHIFT)
-    state.v = np.where(spikes, 0, state.v)
-    return spikes
-
-
-def cuba_run(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False):
-    """Run a population over time. ``a_in``: ``[..., T, N]`` integer synaptic input per step.
-
-    Returns spikes ``[..., T, N]`` (bool) and, if asked, the post-reset voltage ``[..., T, N]``.
-    """
-    a_in = np.asarray(a_in, np.int64)
-    state = CubaState.zeros(a_in.shape[:-2] + a_in.shape[-1:])
-    spikes = np.zeros(a_in.shape, dtype=bool)
-    volts = np.zeros(a_in.shape, np.int64) if record_voltage else None
-    for t in range(a_in.shape[-2]):
-        spikes[..., t, :] = cuba_step(state, a_in[..., t, :], p)
-        if volts is not None:
-            volts[..., t, :] = state.v
-    return (spikes, volts) if record_voltage else spikes
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -260,135 +224,6 @@ def netx_recurrent_weights(weight: np.ndarray, weight_rec: np.ndarray) -> tuple[
     return SynapseWeights(ff, -scale_bits), SynapseWeights(rec, -scale_bits)
 
 
-# ------------------------------------------------------------------------------------------- CUBA, fast
-# Exact, batched LIF time loop. The state is kept in float64, which holds every 24-bit register value and
-# every decay product exactly (|u| * 4096 < 2**53; multiplying by (4096 - d) / 4096 is exact, and ``trunc``
-# is Lava's round-toward-zero shift). It is used when the synaptic input satisfies ``|a_in << 6| < 2**23``:
-# then no int32 register of Lava's model can overflow and Lava's single wrap of ``u`` equals a modular wrap
-# into (-2**23, 2**23]. Otherwise ``cuba_run_exact`` replays Lava's int32 operations one by one.
-
-
-def _decay_factor(decay_register) -> np.ndarray:
-    return (DECAY_UNITY - np.asarray(decay_register, np.float64)) / DECAY_UNITY
-
-
-class CubaKernel:
-    """One population of CUBA neurons, ``[batch, neurons]`` (any trailing shape), stepped in place."""
-
-    def __init__(self, shape, p: CubaParams, max_abs_input6: float | None = None):
-        self.shape = tuple(shape)
-        self.fu = _decay_factor(p.du + CURRENT_DECAY_OFFSET)
-        self.fv = _decay_factor(p.dv + VOLTAGE_DECAY_OFFSET)
-        bias = lif_effective_bias(p.bias_mant, p.bias_exp).astype(np.float64)
-        self.bias = bias if np.any(bias) else None  # must broadcast against the trailing dims of shape
-        self.vth = float(np.int64(p.vth) << THRESHOLD_SHIFT)
-        self.u = np.zeros(self.shape, np.float64)
-        self.v = np.zeros(self.shape, np.float64)
-        self.u_no_decay = bool(np.all(self.fu == 1.0))
-        self.u_no_memory = bool(np.all(self.fu == 0.0))
-        self.v_no_decay = bool(np.all(self.fv == 1.0))
-        self.v_no_memory = bool(np.all(self.fv == 0.0))
-        self.need_wrap = self.need_clip = True
-        if max_abs_input6 is not None:
-            fu_max = float(np.max(self.fu))
-            self.set_current_bound(max_abs_input6 / (1 - fu_max) if fu_max < 1 else np.inf)
-
-    def set_current_bound(self, u_bound: float) -> None:
-        """Skip the wrap of ``u`` and the clip of ``v`` when bounds prove they cannot act. Decays only shrink
-        magnitudes, so ``|u| <= max|a_in << 6| / (1 - fu)`` and ``|u| <= sum_t |a_in << 6|``; likewise
-        ``|v| <= (max|u| + |bias|) / (1 - fv)``."""
-        self.need_wrap = not u_bound < STATE_LIMIT  # Lava wraps u = -2**23 too (range (-2**23, 2**23])
-        u_bound = min(u_bound, STATE_LIMIT)
-        fv_max = float(np.max(self.fv))
-        b = 0.0 if self.bias is None else float(np.max(np.abs(self.bias)))
-        v_bound = (u_bound + b) / (1 - fv_max) if fv_max < 1 else np.inf
-        self.need_clip = not v_bound <= STATE_LIMIT - 1
-
-    def step(self, a6: np.ndarray, out: np.ndarray) -> None:
-        """One step; ``a6`` is ``a_in << 6`` as float64, ``out`` the bool spike buffer to fill."""
-        u, v = self.u, self.v
-        if self.u_no_memory:
-            np.copyto(u, a6)
-        else:
-            if not self.u_no_decay:
-                np.multiply(u, self.fu, out=u)
-                np.trunc(u, out=u)
-            np.add(u, a6, out=u)
-        if self.need_wrap:  # modular wrap into (-2**23, 2**23]
-            np.add(u, STATE_LIMIT - 1, out=u)
-            np.remainder(u, 2 * STATE_LIMIT, out=u)
-            np.subtract(u, STATE_LIMIT - 1, out=u)
-        if self.v_no_memory:
-            np.copyto(v, u)
-        else:
-            if not self.v_no_decay:
-                np.multiply(v, self.fv, out=v)
-                np.trunc(v, out=v)
-            np.add(v, u, out=v)
-        if self.bias is not None:
-            np.add(v, self.bias, out=v)
-        if self.need_clip:
-            np.minimum(v, STATE_LIMIT - 1, out=v)
-            np.maximum(v, -STATE_LIMIT + 1, out=v)
-        np.greater(v, self.vth, out=out)
-        np.putmask(v, out, 0.0)
-
-
-def cuba_input6(a_in: np.ndarray) -> np.ndarray:
-    """``a_in << 6`` as Lava's int32 LIF computes it (``a_in`` already int32 from the channel)."""
-    return wrap_int32(wrap_int32(a_in) << ACTIVATION_SHIFT)
-
-
-def cuba_run_fast(a_in: np.ndarray, p: CubaParams) -> np.ndarray:
-    """Time-major CUBA run: ``a_in`` ``[T, ...]`` integer synaptic input, returns bool spikes ``[T, ...]``,
-    bit-exact with ``PyLifModelBitAcc`` (falls back to ``cuba_run_exact`` for out-of-range inputs)."""
-    a6 = cuba_input6(a_in)
-    max_a6 = float(np.max(np.abs(a6), initial=0))
-    if max_a6 >= STATE_LIMIT:
-        return cuba_run_exact(a_in, p)
-    a6 = a6.astype(np.float64)
-    kernel = CubaKernel(a6.shape[1:], p, max_a6)
-    if kernel.need_wrap:
-        total = float(np.max(np.abs(a6).sum(axis=0), initial=0))
-        if total < STATE_LIMIT:
-            kernel.set_current_bound(total)
-    spikes = np.zeros(a6.shape, bool)
-    for t in range(a6.shape[0]):
-        kernel.step(a6[t], spikes[t])
-    return spikes
-
-
-class CubaExactKernel:
-    """Lava's int32 LIF arithmetic replayed operation by operation (int64 arrays plus explicit wraps)."""
-
-    def __init__(self, shape, p: CubaParams):
-        self.du, self.dv = p.du + CURRENT_DECAY_OFFSET, p.dv + VOLTAGE_DECAY_OFFSET
-        self.bias = lif_effective_bias(p.bias_mant, p.bias_exp)
-        self.vth = np.int64(p.vth) << THRESHOLD_SHIFT
-        self.u = np.zeros(shape, np.int64)
-        self.v = np.zeros(shape, np.int64)
-
-    def step(self, a_in: np.ndarray, out: np.ndarray) -> None:
-        decayed = wrap_int32(decay(self.u, self.du))
-        u = wrap_int32(decayed + cuba_input6(a_in))
-        self.u = wrap_int32(np.where(u > STATE_LIMIT, u - 2 * STATE_LIMIT,
-                                     np.where(u <= -STATE_LIMIT, u + 2 * STATE_LIMIT, u)))
-        decayed_v = wrap_int32(decay(self.v, self.dv))
-        v = wrap_int32(wrap_int32(decayed_v + self.u) + self.bias)
-        self.v = saturate_voltage(v)
-        np.greater(self.v, self.vth, out=out)
-        self.v[out] = 0
-
-
-def cuba_run_exact(a_in: np.ndarray, p: CubaParams) -> np.ndarray:
-    a_in = wrap_int32(a_in)
-    kernel = CubaExactKernel(a_in.shape[1:], p)
-    spikes = np.zeros(a_in.shape, bool)
-    for t in range(a_in.shape[0]):
-        kernel.step(a_in[t], spikes[t])
-    return spikes
-
-
 # ------------------------------------------------------------------------------------------ Sigma-Delta
 # lava/proc/sdn/models.py, fixed_pt models, as netx builds them (netx/hdf5.py get_neuron_params):
 #   Delta      (SDNN input layer): act = a_in << (spike_exp + state_exp)
@@ -396,95 +231,17 @@ def cuba_run_exact(a_in: np.ndarray, p: CubaParams) -> np.ndarray:
 #   both then: delta = act - act_prev + residue; s = delta if |delta| >= vth << (spike_exp + state_exp)
 #              else 0; residue = delta - s; act_prev = act; output s >> state_exp (graded payload)
 #   Sigma      (``sigma_output``): sigma += a_in; output sigma
-# All registers are int32 arrays: the computations below run in int32 so that they wrap where Lava does.
+# All registers are int32 arrays: the kernels (ptsnn.chip.kernels) run in int32 so that they wrap where Lava does.
 SDNN_SPIKE_EXP = 6  # hdf5.Network(spike_exp=6) default
 SDNN_STATE_EXP = 6  # netx fixes state_exp = 6
 SDNN_DEFAULT_MESSAGE_BITS = 16  # netx default when ``messageBits`` is absent
 
 
-def _i32(x) -> np.ndarray:
+def wrap_to_int32(x) -> np.ndarray:
+    """``x`` wrapped into int32 and held as an int32 array (Lava's int32 registers)."""
     return wrap_int32(x).astype(np.int32)
 
 
 def sdnn_scaled(value, spike_exp: int = SDNN_SPIKE_EXP, state_exp: int = SDNN_STATE_EXP) -> np.ndarray:
     """``value * (1 << (spike_exp + state_exp))`` as the Delta/SigmaDelta process stores vth and bias (int32)."""
-    return _i32(np.asarray(value, np.int64) << (spike_exp + state_exp))
-
-
-def delta_encode(act: np.ndarray, vth_scaled, state_exp: int = SDNN_STATE_EXP) -> np.ndarray:
-    """The delta stage over time for a time-major int32 activation ``act`` ``[T, ...]``: returns the graded
-    output ``[T, ...]`` int32 (already ``>> state_exp``). Vectorised when every delta fires (vth <= 0)."""
-    act = np.asarray(act, np.int32)
-    prev = np.concatenate([np.zeros_like(act[:1]), act[:-1]])
-    with np.errstate(over="ignore"):
-        diff = act - prev  # int32, wraps like Lava's act - self.act
-    vth = np.int32(vth_scaled)
-    if vth <= 0:  # |delta| >= vth always: no residue is ever kept (int32 abs(-2**31) is negative: check)
-        if vth <= np.iinfo(np.int32).min or not np.any(diff == np.iinfo(np.int32).min):
-            return diff >> np.int32(state_exp)
-    out = np.zeros_like(diff)
-    residue = np.zeros_like(diff[0])
-    delta = np.zeros_like(diff[0])
-    mag = np.zeros_like(diff[0])
-    fire = np.zeros(diff.shape[1:], bool)
-    with np.errstate(over="ignore"):
-        for t in range(diff.shape[0]):
-            np.add(diff[t], residue, out=delta)
-            np.abs(delta, out=mag)
-            np.greater_equal(mag, vth, out=fire)
-            np.multiply(delta, fire, out=out[t])
-            np.subtract(delta, out[t], out=residue)
-    return out >> np.int32(state_exp)
-
-
-def delta_run(a_in: np.ndarray, vth_mant, spike_exp: int = SDNN_SPIKE_EXP,
-              state_exp: int = SDNN_STATE_EXP) -> np.ndarray:
-    """``PyDeltaModelFixed`` over time: ``a_in`` ``[T, ...]`` integers -> graded output ``[T, ...]`` int32."""
-    act = _i32(_i32(a_in).astype(np.int64) << (spike_exp + state_exp))
-    return delta_encode(act, sdnn_scaled(vth_mant, spike_exp, state_exp), state_exp)
-
-
-def sigma_run(a_in: np.ndarray) -> np.ndarray:
-    """``PySigmaModelFixed`` over time: the running int32 sum of ``a_in`` ``[T, ...]``."""
-    return _i32(np.cumsum(wrap_int32(a_in), axis=0))  # modular arithmetic: wrapping once at the end is exact
-
-
-def sigma_delta_run(a_in: np.ndarray, vth_mant, bias=0, spike_exp: int = SDNN_SPIKE_EXP,
-                    state_exp: int = SDNN_STATE_EXP) -> np.ndarray:
-    """``PySigmaDeltaModelFixed`` (ReLU) over time: ``a_in`` ``[T, ...]`` -> graded output ``[T, ...]`` int32."""
-    sigma = sigma_run(a_in)
-    with np.errstate(over="ignore"):
-        act = np.maximum(sigma + sdnn_scaled(bias, spike_exp, state_exp), np.int32(0))
-    return delta_encode(act, sdnn_scaled(vth_mant, spike_exp, state_exp), state_exp)
-
-
-class SigmaDeltaKernel:
-    """Step-by-step SigmaDelta/Sigma/Delta for recurrent layers (same int32 arithmetic as the runs above)."""
-
-    def __init__(self, shape, kind: str, vth_mant=0, bias=0, spike_exp: int = SDNN_SPIKE_EXP,
-                 state_exp: int = SDNN_STATE_EXP):
-        self.kind = kind  # "delta", "sigma_delta" or "sigma"
-        self.exp = spike_exp + state_exp
-        self.state_exp = np.int32(state_exp)
-        self.vth = np.int32(sdnn_scaled(vth_mant, spike_exp, state_exp))
-        self.bias = sdnn_scaled(bias, spike_exp, state_exp)
-        self.sigma = np.zeros(shape, np.int32)
-        self.act = np.zeros(shape, np.int32)
-        self.residue = np.zeros(shape, np.int32)
-
-    def step(self, a_in: np.ndarray) -> np.ndarray:
-        a = _i32(a_in)
-        with np.errstate(over="ignore"):
-            if self.kind == "sigma":
-                self.sigma = self.sigma + a
-                return self.sigma.copy()
-            if self.kind == "delta":
-                act = _i32(a.astype(np.int64) << self.exp)
-            else:
-                self.sigma = self.sigma + a
-                act = np.maximum(self.sigma + self.bias, np.int32(0))
-            delta = act - self.act + self.residue
-            s = np.where(np.abs(delta) >= self.vth, delta, np.int32(0)).astype(np.int32)
-            self.residue = delta - s
-            self.act = act
-            return s >> self.state_exp
+    return wrap_to_int32(np.asarray(value, np.int64) << (spike_exp + state_exp))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
-from ptsnn.chip.simulator import edge_input
+from ptsnn.chip.synapses import edge_input
 from ptsnn.errors import InputError
 
 SATURATED_RATE = 0.9  # a neuron firing on more than 90 % of an utterance's steps is saturated (as in calibration)
@@ -119,7 +119,7 @@ class ActivityCollector:
 
     def __post_init__(self):
         g = self.graph
-        self._nnz_per_column = {e.name: np.count_nonzero(e.weight, axis=0).astype(np.int64) for e in g.synapses}
+        self._nnz_per_column = {e.name: e.fan_out() for e in g.synapses}
         self._mask = {e.name: (e.weight != 0).astype(np.int64) for e in g.synapses}
         self.neuron_spikes = {p.name: np.zeros(p.size, np.int64) for p in g.populations}
 
@@ -153,7 +153,8 @@ class ActivityCollector:
             arrivals = np.zeros((steps, node.size), np.int64)
             for e in g.incoming(node.name):
                 src = acts[e.source] != 0  # [T, N_in]
-                delivered = edge_input(src[None], self._mask[e.name], e.delay)[0]  # ops per (step, target neuron)
+                # ops per (step, target neuron): the edge's own delivery through the 0/1 mask of its synapses
+                delivered = edge_input(e, src[:, None], graded=False, weight=self._mask[e.name])[:, 0]
                 ops = int(delivered.sum())
                 c["input_events"] += int(src.sum())
                 c["dense_ops"] += int(e.weight.size) * steps

@@ -29,9 +29,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
+from ptsnn.chip import ir
+from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, Synapses
 from ptsnn.train.config import ModelConfig
 from ptsnn.train.spiking import (CoincidencePopulation, FrozenScale, PLIFPopulation, SynapseGroup, quantize_weight,
                                  round_ste, NO_CURRENT_MEMORY_I_DECAY, MAX_DECAY_REGISTER)
@@ -235,34 +238,42 @@ class PTSSNN(nn.Module):
         self.readout_exponent.fill_(min(math.floor(math.log2(254 / max(largest, 1e-12))), 14))
         self.quantized_flag.fill_(True)
 
-    def integer_graph(self) -> dict:
-        """The integer description of the chip part (what the converter turns into the chip IR)."""
+    def chip_graph(self, meta: dict | None = None) -> ChipGraph:
+        """The chip part as the typed chip IR (what the converter checks, simulates and writes): PLIF
+        populations become CUBA populations (iDecay 4096, learned vDecay, folded weights/biases/thresholds),
+        per-channel shift delays per-synapse delay matrices, each input group one :class:`Synapses` edge,
+        the coincidence population keeps its fixed wiring, the readout an :class:`Accumulator` (Lava
+        ``Sigma``) read by the host."""
         if not self.quantized:
             raise RuntimeError("call quantize() first")
+        cfg = self.cfg
+        inputs = [ir.HostInput("input", cfg.input_dim, message_bits=cfg.input_bits, levels=self.host.levels,
+                            steps_per_frame=cfg.steps_per_frame)]
+        pops, syns = [], []
+
+        def edge(source: str, target: str, weight: torch.Tensor, delays) -> Synapses:
+            w = weight.long().numpy()
+            d = np.broadcast_to(np.asarray(delays, np.int64)[None, :], w.shape).copy()
+            return Synapses(f"{source}->{target}", source, target, w, d)
+
         with torch.no_grad():
-            pops = []
             for pop in self.populations:
                 if isinstance(pop, CoincidencePopulation):
                     wa, wb = pop.connectivity()
-                    pops.append(dict(name=pop.name, kind="coincidence", size=pop.size, i_decay=NO_CURRENT_MEMORY_I_DECAY,
-                                     v_decay=MAX_DECAY_REGISTER, vth=pop.THRESHOLD, bias=[0] * pop.size,
-                                     groups=[dict(source=pop.source_a, weight=wa.long().tolist(), delays=[0] * pop.size_a),
-                                             dict(source=pop.source_b, weight=wb.long().tolist(), delays=[0] * pop.size_b)]))
+                    pops.append(CubaPopulation(pop.name, pop.size, NO_CURRENT_MEMORY_I_DECAY, MAX_DECAY_REGISTER,
+                                               pop.THRESHOLD, np.zeros(pop.size, np.int64), role="coincidence"))
+                    syns += [edge(pop.source_a, pop.name, wa, [0] * pop.size_a),
+                             edge(pop.source_b, pop.name, wb, [0] * pop.size_b)]
                     continue
-                pops.append(dict(
-                    name=pop.name, kind="plif", size=pop.size, i_decay=NO_CURRENT_MEMORY_I_DECAY,
-                    v_decay=int(pop.v_decay_int()), vth=pop.integer_threshold(),
-                    bias=pop.integer_bias().long().tolist(), scale_exponent=pop.frozen.exponent,
-                    groups=[dict(source=g.source, weight=_as_matrix(g, pop.integer_weight(g)).long().tolist(),
-                                 delays=list(g.delays))
-                            for g in pop.groups]))
-            return dict(
-                input=dict(dim=self.cfg.input_dim, levels=self.host.levels, steps_per_frame=self.cfg.steps_per_frame),
-                populations=pops,
-                readout=dict(source=self.readout.source, weight=self.readout_integer_weight().long().tolist(),
-                             scale_exponent=self.readout_scale.exponent),
-                flush_steps=self.flush_steps,
-            )
+                pops.append(CubaPopulation(pop.name, pop.size, NO_CURRENT_MEMORY_I_DECAY, int(pop.v_decay_int()),
+                                           pop.integer_threshold(), pop.integer_bias().long().numpy(), role="plif",
+                                           scale_exponent=pop.frozen.exponent))
+                syns += [edge(g.source, pop.name, _as_matrix(g, pop.integer_weight(g)), g.delays) for g in pop.groups]
+            w = self.readout_integer_weight().long().numpy()
+            accs = [Accumulator("readout", w.shape[0], self.readout_scale.exponent)]
+            syns.append(Synapses(f"{self.readout.source}->readout", self.readout.source, "readout", w,
+                                 np.zeros_like(w)))
+        return ChipGraph(inputs, pops, accs, syns, flush_steps=self.flush_steps, meta=dict(meta or {}))
 
 
 def _as_matrix(group: SynapseGroup, w: torch.Tensor) -> torch.Tensor:

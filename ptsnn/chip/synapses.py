@@ -1,0 +1,158 @@
+"""Synapse groups of the chip: the one implementation of synaptic input, shared by every simulator.
+
+Lava 0.10's bit-accurate ``Dense`` / ``DelayDense`` (``lava/proc/dense/models.py``) and ``Conv``
+(``lava/proc/conv/models.py``), computed for *all* time steps and samples at once: one matrix product per
+distinct delay (dense) or one convolution over ``batch x time`` images (conv), in float32/float64 BLAS when no
+partial sum can lose precision, else int64. Each synapse adds one step of latency (a spike at step t reaches
+its target at t + 1 + delay). Arrays are time-major: ``[T, B, ...]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptsnn.chip.ir import ConvSynapses, SynapseGroup
+from ptsnn.errors import InputError
+from ptsnn.numerics import loihi
+
+_EXACT_FLOAT = 2**53  # float64 sums of integers are exact while every partial sum stays below this
+_EXACT_FLOAT32 = 2**24  # the same for float32
+
+
+def payload(x: np.ndarray, graded: bool) -> np.ndarray:
+    """What a synapse multiplies: the graded payload, or 1 for any non-zero (``s_in.astype(bool)``)."""
+    return np.ascontiguousarray(x, dtype=np.int64) if graded else np.ascontiguousarray(x != 0, dtype=np.int64)
+
+
+def matmul_exact(s: np.ndarray, w: np.ndarray, s_max: float | None = None) -> np.ndarray:
+    """``s @ w.T`` over the last axis of ``s`` (any leading axes) for integer-valued arrays (``s`` may
+    already be float64), exactly: one float64 BLAS product when no partial sum can reach 2**53, else int64
+    (exact modulo 2**64)."""
+    lead = s.shape[:-1]
+    s2 = s.reshape(-1, s.shape[-1])
+    if s_max is None:
+        s_max = float(np.abs(s2).max(initial=0))
+    bound = float(np.abs(w).sum(axis=1).max(initial=0)) * s_max
+    if bound < _EXACT_FLOAT32:  # the common case (8-bit weights, spikes): float32 BLAS is exact and 2x faster
+        out = (s2.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+    elif bound < _EXACT_FLOAT:
+        out = (s2.astype(np.float64, copy=False) @ w.T.astype(np.float64)).astype(np.int64)
+    else:
+        out = s2.astype(np.int64) @ w.T.astype(np.int64)
+    return out.reshape(*lead, w.shape[0])
+
+
+def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None, s: np.ndarray,
+                 graded: bool) -> np.ndarray:
+    """Synaptic input ``[T, B, out]`` (int64 holding int32 values) of a Dense/DelayDense for presynaptic
+    payloads ``s`` ``[T, B, in]``, one step of latency plus the delays included.
+
+    DelayDense shifts the sum of each (output, delay) group by ``weight_exp`` separately, so with a negative
+    exponent (a flooring right shift) the groups cannot be merged. Per-output (axonal) delays have one group
+    per output: one matrix product plus a per-column time shift. Per-input delays: one product per delay over
+    that delay's inputs only. General per-synapse delays: one masked product per distinct delay."""
+    steps = s.shape[0]
+    a_in = np.zeros((steps, *s.shape[1:-1], weights.shape[0]), np.int64)
+    if steps < 2:
+        return a_in
+    s_max = int(np.abs(s).max(initial=0))
+    bound = int(np.abs(weights).sum(axis=1).max(initial=0)) * s_max
+    s = s.astype(np.float32 if bound < _EXACT_FLOAT32 else np.float64)  # once; exactness checked per product
+    safe = (bound << max(weight_exp, 0)) < 2**31  # no int32 register can wrap: shift only
+
+    def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
+        return loihi.shift_exp(acc, weight_exp) if safe else loihi.dense_output(acc, weight_exp, graded, delayed)
+
+    if delays is None:
+        a_in[1:] = post(matmul_exact(s[:-1], weights, s_max), False)
+        return a_in
+    if graded and not loihi.graded_products_fit_int32(np.abs(weights).max(initial=0), s_max):
+        raise InputError("graded payloads times weights exceed int32 in Lava's DelayDense (each product wraps); "
+                         "not emulated")
+    lags = [(int(d), 1 + int(d)) for d in np.unique(delays) if 1 + int(d) < steps]
+    if np.all(delays == delays[:, :1]):  # per output neuron
+        acc = matmul_exact(s[:-1], weights, s_max)
+        per_out = delays[:, 0]
+        for d, lag in lags:
+            cols = per_out == d
+            a_in[lag:, ..., cols] += post(acc[: steps - lag, ..., cols], True)
+    elif np.all(delays == delays[:1, :]):  # per input neuron
+        per_in = delays[0]
+        for d, lag in lags:
+            rows = per_in == d
+            a_in[lag:] += post(matmul_exact(s[: steps - lag, ..., rows], weights[:, rows], s_max), True)
+    else:
+        for d, lag in lags:
+            a_in[lag:] += post(matmul_exact(s[: steps - lag], np.where(delays == d, weights, 0), s_max), True)
+    return a_in if safe else loihi.wrap_int32(a_in)
+
+
+def conv2d_exact(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                 groups: int = 1, chunk_bytes: int = 64 << 20) -> np.ndarray:
+    """PyTorch-style ``conv2d`` (cross-correlation, NCHW, weight ``(out, in/groups, kH, kW)``) for integer-valued
+    ``x``, computed exactly: one BLAS product per kernel offset in float32 or float64, chosen so that no
+    partial sum can lose precision. Returns int64 ``(N, out, Ho, Wo)``."""
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    g = int(groups)
+    og = o // g
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    bound = float(np.abs(weight).reshape(o, -1).sum(axis=1).max(initial=0)) * float(np.abs(x).max(initial=0))
+    if bound >= _EXACT_FLOAT:
+        raise OverflowError("conv sums exceed the exact float64 range")
+    dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64
+    wg = weight.reshape(g, og, cg, kh, kw).astype(dtype)
+    out = np.empty((n, o, ho, wo), np.int64)
+    per_sample = max(1, c * ho * wo * np.dtype(dtype).itemsize * 2)
+    step = max(1, int(chunk_bytes // per_sample))
+    for n0 in range(0, n, step):
+        xp = np.pad(x[n0:n0 + step].astype(dtype, copy=False), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        nb = xp.shape[0]
+        xg = xp.reshape(nb, g, cg, h + 2 * ph, w + 2 * pw)
+        acc = np.zeros((g, nb * ho * wo, og), dtype)
+        for i in range(kh):
+            for j in range(kw):
+                patch = xg[:, :, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                cols = patch.transpose(1, 0, 3, 4, 2).reshape(g, nb * ho * wo, cg)  # [G, N*Ho*Wo, Cg]
+                acc += cols @ wg[:, :, :, i, j].transpose(0, 2, 1)  # [G, Cg, Og]
+        out[n0:n0 + nb] = acc.reshape(g, nb, ho, wo, og).transpose(1, 0, 4, 2, 3).reshape(nb, o, ho, wo)
+    return out
+
+
+def conv_input(s: np.ndarray, weight: np.ndarray, out_shape: tuple[int, int, int], stride=(1, 1), padding=(0, 0),
+               dilation=(1, 1), groups: int = 1, name: str = "conv") -> np.ndarray:
+    """Synaptic input ``[T, B, C, H, W]`` of Lava's fixed_pt Conv for payloads ``s`` ``[T, B, C, H, W]``: the
+    raw (unshifted, unclipped) integer weights, output wrapped to 24 bits, one step of latency."""
+    steps, batch = s.shape[:2]
+    out_c, out_h, out_w = out_shape
+    a_in = np.zeros((steps, batch, out_c, out_h, out_w), np.int64)
+    if steps < 2:
+        return a_in
+    w = np.asarray(weight, np.int64)
+    bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * int(np.abs(s).max(initial=0))
+    if bound >= 2**31:
+        raise InputError(f"{name}: conv sums could leave int32 (Lava's float->int32 cast is undefined there); "
+                         "not emulated")
+    y = conv2d_exact(s[:-1].reshape(-1, *s.shape[2:]), w, stride, padding, dilation, groups)
+    a_in[1:] = loihi.wrap_signed(y.reshape(steps - 1, batch, out_c, out_h, out_w), loihi.CONV_OUTPUT_BITS)
+    return a_in
+
+
+# ---------------------------------------------------------------------------------- chip IR synapse groups
+def edge_input(edge: SynapseGroup, pre: np.ndarray, graded: bool, weight: np.ndarray | None = None) -> np.ndarray:
+    """Synaptic input ``[T, B, target size]`` (int64) that ``edge`` delivers for source activity ``pre``
+    ``[T, B, source size]``. ``weight`` replaces the edge's weights (the report counts deliveries through
+    the 0/1 mask of existing synapses this way)."""
+    w = edge.weight if weight is None else weight
+    s = payload(pre, graded)
+    if isinstance(edge, ConvSynapses):
+        steps, batch = s.shape[:2]
+        a = conv_input(s.reshape(steps, batch, *edge.in_shape), w, edge.out_shape, edge.stride, edge.padding,
+                       edge.dilation, edge.groups, name=f"synapses {edge.name}")
+        if edge.weight_exp:
+            a = loihi.wrap_int32(loihi.shift_exp(a, edge.weight_exp))
+        return a.reshape(steps, batch, -1)
+    delays = edge.delay if edge.max_delay > 0 else None  # Dense without delays, DelayDense with (Lava graph)
+    return dense_input(w, edge.weight_exp, delays, s, graded)
