@@ -10,7 +10,6 @@ from rich.table import Table
 from ptsnn.cli._app import console, new_app, run_app
 from ptsnn.errors import InputError
 
-EMIT_FORMATS = ("netx", "nir", "onnx")
 
 app = new_app("ptsnn-convert", "Quantize, map and export a trained ptsnn model (or a NIR graph) for a hardware profile.")
 
@@ -29,6 +28,8 @@ def convert(
     and a per-layer conversion report. Design-rule violations stop the conversion with one line naming the
     layer, the limit, the value and a fix."""
     from ptsnn.hw_profiles import load_profile
+
+    from ptsnn.convert.writers import EMIT_FORMATS
 
     formats = tuple(f.strip() for f in emit.split(",") if f.strip())
     unknown = [f for f in formats if f not in EMIT_FORMATS]
