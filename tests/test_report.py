@@ -16,7 +16,6 @@ from ptsnn.chip.ir import ChipGraph, CubaPopulation, HostInput, Synapses
 from ptsnn.chip.simulator import simulate_chip
 from ptsnn.errors import InputError
 from ptsnn.hw_profiles import load_profile
-from ptsnn.numerics import loihi
 from ptsnn.report import build_report, collect_from_chip, report_bundle
 
 # ------------------------------------------------------------------------------------- hand-built graph

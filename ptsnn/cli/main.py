@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typer
 
 from ptsnn.cli._app import console, new_app, run_app
 from ptsnn.cli.smoke_cmd import smoke

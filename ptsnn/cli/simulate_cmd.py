@@ -8,8 +8,6 @@ Arrays use lava-dl's layout ``[batch, *shape, time]`` (the batch axis may be lef
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import typer
 
 from ptsnn.cli._app import console
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_output
 
 BACKENDS = ("fast", "lava")
 LAYOUTS = ("lava", "slayer")
@@ -67,15 +66,8 @@ def _load_array(path: Path) -> np.ndarray:
 
 def save_array_atomic(path: Path, array: np.ndarray) -> None:
     """``np.save`` to a temporary file in the target folder, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def simulate(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_write_text
 
 SCRIPT_NAME = "run_loihi2.py"
 
@@ -71,5 +72,5 @@ def require_lava_loihi() -> None:
 
 def write_run_script(bundle_dir: str | Path) -> Path:
     path = Path(bundle_dir) / SCRIPT_NAME
-    path.write_text(_SCRIPT)
+    atomic_write_text(path, _SCRIPT)
     return path

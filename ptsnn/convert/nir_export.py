@@ -34,7 +34,6 @@ and an edge keeps ``delay + L(src) + 1 - L(n)`` steps as a ``nir.Delay`` (its ow
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import numpy as np
 from ptsnn.chip.ir import ChipGraph, CubaPopulation
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi
+from ptsnn.fileio import atomic_output
 
 NO_LEAK_TAU_STEPS = 2.0**24  # tau_mem (in steps) standing in for "no membrane leak" in a CubaLIF
 
@@ -236,15 +236,8 @@ def _delay_branches(extra: np.ndarray, live: np.ndarray) -> list[tuple[np.ndarra
 def _atomic_nir_write(path: Path, nir_graph) -> None:
     import nir
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         nir.write(tmp, nir_graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["NirExportReport", "export_nir"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_write_bytes
 
 PAYLOAD = "payload"  # [batch, steps, input_dim]: integer-valued float32 in -levels..levels
 SCALED = "scaled"  # optional second output: levels * tanh(xi * LayerNorm(x)) before rounding
@@ -242,20 +242,7 @@ def normalise(proto: Any, metadata: Mapping[str, str], features: int | None = No
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the bundle file private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def export_host_onnx(model: nn.Module, path: str | os.PathLike[str], frontend: Any = None, opset: int = 18, *,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_output
 
 DEFAULT_SAMPLE_RATE = 16000
 MIN_DURATION_S = 0.1  # below this no SSL front end yields even a handful of frames (50 Hz -> 5 frames)
@@ -156,13 +156,6 @@ def save_audio(
     fmt = p.suffix.lstrip(".").upper()
     if not fmt or fmt not in sf.available_formats():
         raise InputError(f"{p}: unknown audio format {p.suffix!r} (use .wav or .flac)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_output(p) as tmp:
         sf.write(tmp, np.asarray(x), int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p

@@ -30,6 +30,7 @@ from ptsnn.data.audio import save_audio
 from ptsnn.data.corpus import Utterance
 from ptsnn.data.manifest import write_manifest
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_write_text
 
 MANIFEST_NAME = "manifest.csv"
 INFO_NAME = "corpus.json"
@@ -388,7 +389,7 @@ def write_corpus(config: SyntheticCorpusConfig | None, out_dir: str | Path) -> P
     info = {"generator": "ptsnn.data.synthetic", "classes": list(config.classes),
             "config": _jsonable(asdict(config)),
             "speakers": {speaker_id(s): speaker_voice(config, s).sex for s in range(config.num_speakers)}}
-    (out / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / INFO_NAME, json.dumps(info, indent=2) + "\n")
     return write_manifest(out / MANIFEST_NAME, utterances)
 
 

@@ -191,11 +191,11 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
                 kernel.step(a, out[t])
         else:
             out[t] = kernel.step(a)
-        payload = payload(out[t], rec_graded)
-        if not payload.any():
+        fed_back = payload(out[t], rec_graded)
+        if not fed_back.any():
             continue
         for d, w_d in groups:
-            acc = payload @ w_d.T
+            acc = fed_back @ w_d.T
             pending[t + 1 + d] += loihi.dense_output(acc, weight_exp, rec_graded, delayed=rec_delays is not None)
     return out
 

@@ -25,13 +25,13 @@ What netx does with a file, and so what the reader mirrors (see docs/simulator.m
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ptsnn.errors import InputError
+from ptsnn.fileio import atomic_output
 
 SDNN_DEFAULT_MESSAGE_BITS = 16  # netx's default for SDNN neurons when the file has no messageBits
 NETX_MAX_DELAY = 62
@@ -278,9 +278,7 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
     network_shapes(layers)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
             root = f.create_group("layer")
             for i, layer in enumerate(layers):
@@ -321,10 +319,7 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
                         g.create_dataset("shape", data=np.array(layer.shape, np.int64))
                 else:
                     raise TypeError(f"cannot write layer of type {type(layer).__name__}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
     return path
 
 

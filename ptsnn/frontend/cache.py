@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +25,7 @@ import numpy as np
 
 from ptsnn.errors import InputError
 from ptsnn.frontend.base import FrontEnd, file_sha256
+from ptsnn.fileio import atomic_output
 
 CACHE_ENV = "PTSNN_CACHE_DIR"
 
@@ -42,15 +42,8 @@ def cache_path(cache_dir: Path, spec_digest: str, audio_digest: str, sample_rate
 
 def save_atomic(path: Path, write: Callable[[BinaryIO], Any], suffix: str) -> None:
     """Write through ``write(fileobj)`` into a temp file next to ``path``, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _load_entry(path: Path) -> np.ndarray | None:

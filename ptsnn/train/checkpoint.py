@@ -24,7 +24,6 @@ import math
 import os
 import pickle
 import platform
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from ptsnn.errors import InputError, PtsnnError
+from ptsnn.fileio import atomic_output
 
 FORMAT = "ptsnn-checkpoint"
 FORMAT_VERSION = 1
@@ -100,17 +100,10 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config
         "quantized": bool(getattr(module, "quantized", False)),
         "metrics": _plain(dict(metrics or {}), "metrics"),
     }
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(p) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     return p
 
 
