@@ -15,6 +15,7 @@ import torch
 def synthetic_bundle(root: str | Path, overrides: list[str] | tuple[str, ...] = (), speakers=(0, 1),
                      max_samples: int | None = None, emit=("netx", "onnx"), seed: int = 0) -> Path:
     """Write ``root/m.pt`` and convert it to ``root/bundle``; returns the bundle folder."""
+    from ptsnn.batching import pad_batch
     from ptsnn.convert.bundle import convert_checkpoint
     from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
     from ptsnn.frontend import build_frontend
@@ -28,10 +29,7 @@ def synthetic_bundle(root: str | Path, overrides: list[str] | tuple[str, ...] = 
     fe = build_frontend(cfg.frontend)
     sc = SyntheticCorpusConfig()
     feats = [fe(generate_utterance(sc, s, c, 0)[:max_samples]) for s in speakers for c in sc.classes]
-    lengths = torch.tensor([len(f) for f in feats])
-    x = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
+    x, lengths = (torch.as_tensor(a) for a in pad_batch([f.numpy() for f in feats]))
     torch.manual_seed(seed)
     model = PTSSNN(cfg.model)
     model.data_init(x, lengths)

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ptsnn.batching import pad_batch
 from ptsnn.convert import design_rules
 from ptsnn.convert.calibration import max_synaptic_input, quantization_error
 from ptsnn.convert.writers import EMIT_FORMATS, WRITERS, BundleContext
-from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_output, atomic_write_text, signals_as_exceptions
 
 BUNDLE_FORMAT_VERSION = 1
@@ -50,47 +50,15 @@ class ConversionResult:
 
 
 def load_calibration(spec: str | Path | None, model, frontend_spec: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``--calib``: an .npz (``features`` [B, T, F], optional ``lengths``), a folder of per-utterance .npy
-    features ``[T, F]``, or ``synthetic`` (a few utterances of the built-in corpus through the checkpoint's
-    fbank front end)."""
+    """``--calib``: anything :func:`ptsnn.frontend.sources.load_utterances` reads (``synthetic``, a folder of
+    audio or .npy features, an .npz), as a padded float batch and its lengths."""
     if spec is None:
         return None
-    dim = model.cfg.input_dim
-    if str(spec) == "synthetic":
-        from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
-        from ptsnn.frontend import build_frontend
+    from ptsnn.frontend.sources import load_utterances
 
-        if frontend_spec.get("kind") != "fbank":
-            raise InputError("--calib synthetic needs a checkpoint trained on the fbank front end; pass features")
-        fe = build_frontend(frontend_spec)
-        cfg = SyntheticCorpusConfig()
-        feats = [fe(generate_utterance(cfg, spk, label, 0)).numpy() for spk in (0, 1) for label in cfg.classes]
-    else:
-        path = Path(spec)
-        if path.is_dir():
-            files = sorted(path.glob("*.npy"))
-            if not files:
-                raise InputError(f"--calib {path}: no .npy feature files")
-            feats = [np.load(f, allow_pickle=False) for f in files[:64]]
-        elif path.suffix == ".npz" and path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                if "features" not in z:
-                    raise InputError(f"--calib {path}: no 'features' array")
-                arr = z["features"]
-                lengths = z["lengths"] if "lengths" in z else np.full(arr.shape[0], arr.shape[1])
-            if arr.ndim != 3 or arr.shape[2] != dim:
-                raise InputError(f"--calib {path}: features shape {arr.shape}, expected [B, T, {dim}]")
-            return torch.as_tensor(arr, dtype=torch.float32), torch.as_tensor(lengths, dtype=torch.long)
-        else:
-            raise InputError(f"--calib {spec}: expected an .npz file, a folder of .npy files or 'synthetic'")
-    for f in feats:
-        if f.ndim != 2 or f.shape[1] != dim or not np.isfinite(f).all():
-            raise InputError(f"--calib: feature array of shape {f.shape} (expected [T, {dim}], finite)")
-    lengths = torch.tensor([len(f) for f in feats])
-    batch = torch.zeros(len(feats), int(lengths.max()), dim)
-    for i, f in enumerate(feats):
-        batch[i, : len(f)] = torch.as_tensor(f)
-    return batch, lengths
+    utts = load_utterances(spec, frontend_spec, limit=64, feature_dim=model.cfg.input_dim, what="--calib")
+    batch, lengths = pad_batch(utts.features, dtype=np.float32)
+    return torch.as_tensor(batch), torch.as_tensor(lengths)
 
 
 def convert_checkpoint(checkpoint: str | Path, profile, out_dir: str | Path, emit=EMIT_FORMATS,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptsnn.batching import pad_batch
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
@@ -40,10 +41,7 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
     if backend == "fast":
         from ptsnn.chip.simulator import simulate_chip
 
-        t_max = max(steps)
-        batch = np.zeros((len(payloads), t_max, bundle.graph.inputs[0].size), np.int64)
-        for i, p in enumerate(payloads):
-            batch[i, : len(p)] = p
+        batch, _ = pad_batch(payloads, length=max(steps), dtype=np.int64)  # zeros after each payload: flush
         run = simulate_chip(bundle.graph, batch)
         totals = run.readout(bundle.graph.accumulators[0].name, np.asarray(steps))
         return [dict(steps=s, readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})

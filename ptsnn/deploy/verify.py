@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ptsnn.batching import pad_batch
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.deploy.run import chip_run
 
@@ -75,9 +76,7 @@ def verify(bundle: Bundle, model, features: list[np.ndarray], names: list[str], 
     float_model = copy.deepcopy(model)
     float_model.quantized_flag.fill_(False)
     lengths = torch.tensor([len(f) for f in features])
-    batch = torch.zeros(len(features), int(lengths.max()), features[0].shape[1])
-    for i, f in enumerate(features):
-        batch[i, : len(f)] = torch.as_tensor(f)
+    batch = torch.as_tensor(pad_batch(features, dtype=np.float32)[0])
     step("PyTorch float and quantized")
     out_q = model(batch, lengths, record=True)
     out_f = float_model(batch, lengths, record=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ptsnn.batching import pad_batch
 from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
 from ptsnn.chip.synapses import edge_input
 from ptsnn.errors import InputError
@@ -220,13 +221,10 @@ def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None 
     if len(names) != len(payloads):
         raise InputError(f"{len(payloads)} payloads but {len(names)} names")
     collector = ActivityCollector(graph)
-    size = graph.inputs[0].size
     for start in range(0, len(payloads), batch_size):
         chunk = payloads[start:start + batch_size]
         steps = [len(p) + graph.flush_steps for p in chunk]
-        batch = np.zeros((len(chunk), max(steps), size), np.int64)
-        for i, p in enumerate(chunk):
-            batch[i, : len(p)] = p
+        batch, _ = pad_batch(chunk, length=max(steps), dtype=np.int64)
         if progress:
             progress(f"simulating utterances {start + 1}-{start + len(chunk)} of {len(payloads)}")
         run = simulate_chip(graph, batch, record_voltage=record_voltage)

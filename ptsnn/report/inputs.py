@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 
 from ptsnn.errors import InputError
 
 
 def report_payloads(bundle, data: str = "synthetic", limit: int = 8, max_frames: int = 150):
-    """``(payloads [steps_i, F] per utterance, names, labels or None)``: ``deploy.verify_data``'s inputs
+    """``(payloads [steps_i, F] per utterance, names, labels or None)``: ``ptsnn.frontend.sources.load_utterances``
     (the synthetic corpus's test speakers, or a folder of audio / .npy features) through the bundle's
     ``host.onnx`` (``deploy.bundle_io.HostRunner``), as ``ptsnn run`` would feed the chip."""
     from ptsnn.deploy.bundle_io import HostRunner
-    from ptsnn.deploy.verify_data import verification_inputs
+    from ptsnn.frontend.sources import load_utterances
 
-    classes = bundle.classes
-    ckpt = types.SimpleNamespace(frontend=dict(bundle.manifest.get("frontend") or {}),
-                                 label_map={c: i for i, c in enumerate(classes)})
     host = HostRunner(bundle)
-    _, host_inputs, names, labels = verification_inputs(data, ckpt, bundle, limit, max_frames)
+    utts = load_utterances(data, dict(bundle.manifest.get("frontend") or {}), limit, max_frames)
+    host_inputs, names = utts.host_inputs, utts.names
+    index = {c: i for i, c in enumerate(bundle.classes)}
+    labels = [index[c] for c in utts.labels] if utts.labels is not None and all(c in index for c in utts.labels) \
+        else None
     payloads = []
     for name, x in zip(names, host_inputs):
         x = np.asarray(x, np.float32)
