@@ -55,8 +55,10 @@ def atomic_output(path: str | os.PathLike, directory: bool = False):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename makes it visible
     return Path(path)
 
 

@@ -35,9 +35,9 @@ def every_kind_graph() -> ChipGraph:
         [Accumulator("readout", 3, 2)],
         [ConvSynapses("img->c1", "img", "c1", conv_w, (2, 6, 6), (4, 4, 4)),
          sum_pool("c1->p1", "c1", "p1", (4, 4, 4), 2),
-         Synapses("p1->sd", "p1", "sd", rng.integers(-50, 50, (5, 16)), rng.integers(0, 3, (5, 16))),
+         Synapses("p1->sd", "p1", "sd", rng.integers(-25, 25, (5, 16)) * 2, rng.integers(0, 3, (5, 16))),
          Synapses("sd->d1", "sd", "d1", rng.integers(-9, 9, (6, 5)) * 2, np.zeros((6, 5), np.int64), weight_exp=-1),
-         Synapses("d1->readout", "d1", "readout", rng.integers(-100, 100, (3, 6)), np.zeros((3, 6), np.int64))],
+         Synapses("d1->readout", "d1", "readout", rng.integers(-50, 50, (3, 6)) * 2, np.zeros((3, 6), np.int64))],
         flush_steps=7, meta=dict(classes=["a", "b", "c"]))
 
 

@@ -102,3 +102,4 @@ def test_core_allocation_counts_neurons_and_memory():
 
 def test_estimate_profile_has_no_structure_rules():
     assert design_rules.check(graph(weight=100, delay=9), load_profile("cmos45nm")) == []
+

@@ -128,12 +128,12 @@ class FireOncePopulation(CubaPopulation):
     inhibition outweighs every input the neuron can still receive)."""
 
     role: str = "ttfs"
-    inhibit_weight: int = WEIGHT_MIN
+    inhibit_weight: int = -255  # the most negative weight an inhibitory-only Dense holds
     inhibit_exp: int = WEIGHT_EXP_LIMIT
 
     def __post_init__(self):
         super().__post_init__()
-        _check_int(self.inhibit_weight, f"population {self.name}: inhibit_weight", WEIGHT_MIN, -1)
+        _check_int(self.inhibit_weight, f"population {self.name}: inhibit_weight", -255, -1)
         _check_int(self.inhibit_exp, f"population {self.name}: inhibit_exp", -WEIGHT_EXP_LIMIT, WEIGHT_EXP_LIMIT)
 
     def inhibition(self) -> int:
@@ -220,6 +220,10 @@ class Synapses:
         """Existing synapses per source neuron ``[in]``."""
         return np.count_nonzero(self.weight, axis=0).astype(np.int64)
 
+    def fan_in(self) -> np.ndarray:
+        """Existing synapses per target neuron ``[out]``."""
+        return np.count_nonzero(self.weight, axis=1).astype(np.int64)
+
 
 def _check_weights(name: str, w: np.ndarray) -> None:
     if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
@@ -253,7 +257,8 @@ class ConvSynapses:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
-    weight_exp: int = 0
+    # no weight exponent: Lava's fixed_pt Conv (PyConvModelFixed) ignores its weight_exp, so the mantissas
+    # are the weights
 
     def __post_init__(self):
         w = _int_array(self.weight, f"{self.name}.weight", 4)
@@ -267,7 +272,6 @@ class ConvSynapses:
                 raise IRError(f"conv {self.name}: {attr} {shape} is not a (C, H, W) grid")
             object.__setattr__(self, attr, shape)
         _check_int(self.groups, f"conv {self.name}: groups", 1, 1 << 16)
-        _check_int(self.weight_exp, f"conv {self.name}: weight_exp", -WEIGHT_EXP_LIMIT, WEIGHT_EXP_LIMIT)
         o, cg, kh, kw = w.shape
         c_in, h, wd = self.in_shape
         problems = []
@@ -295,6 +299,15 @@ class ConvSynapses:
     def fan_out(self) -> np.ndarray:
         """Existing synapses per source neuron ``[C*H*W]``."""
         return _conv_fan_out(self)
+
+    def fan_in(self) -> np.ndarray:
+        """Existing synapses per target neuron ``[C'*H'*W']``: the convolution of an all-ones input with the
+        0/1 mask of the kernel (taps that fall on padding are no synapses)."""
+        from ptsnn.chip.synapses import conv2d_exact
+
+        ones = np.ones((1, *self.in_shape), np.int64)
+        mask = (self.weight != 0).astype(np.int64)
+        return conv2d_exact(ones, mask, self.stride, self.padding, self.dilation, self.groups).reshape(-1)
 
 
 def _conv_fan_out(e: ConvSynapses) -> np.ndarray:

@@ -114,7 +114,6 @@ class ConvSchema(_Strict):
     padding: tuple[Int, Int] = (0, 0)
     dilation: tuple[Int, Int] = (1, 1)
     groups: Int = 1
-    weight_exp: Int = 0
     nonzero: Int | None = None
 
 
@@ -159,8 +158,7 @@ def to_dict(graph: ChipGraph) -> tuple[dict, dict[str, np.ndarray]]:
             syns.append(dict(kind="conv", name=s.name, source=s.source, target=s.target, weight=wkey,
                              weight_shape=list(s.weight.shape), in_shape=list(s.in_shape),
                              out_shape=list(s.out_shape), stride=list(s.stride), padding=list(s.padding),
-                             dilation=list(s.dilation), groups=int(s.groups), weight_exp=int(s.weight_exp),
-                             nonzero=int(np.count_nonzero(s.weight))))
+                             dilation=list(s.dilation), groups=int(s.groups), nonzero=int(np.count_nonzero(s.weight))))
             continue
         dkey = f"synapses/{s.name}/delay"
         arrays[dkey] = s.delay
@@ -273,7 +271,7 @@ def from_structure(s: GraphSchema, arrays: _Arrays) -> ChipGraph:
         field = f"synapses.{e.name}"
         if isinstance(e, ConvSchema):
             syn = ConvSynapses(e.name, e.source, e.target, arrays.get(e.weight, e.weight_shape, f"{field}.weight"),
-                               e.in_shape, e.out_shape, e.stride, e.padding, e.dilation, e.groups, e.weight_exp)
+                               e.in_shape, e.out_shape, e.stride, e.padding, e.dilation, e.groups)
             if e.nonzero is not None and e.nonzero != int(np.count_nonzero(syn.weight)):
                 raise IRError(f"{arrays.where}: {field}.nonzero {e.nonzero} does not match the weights")
         else:

@@ -151,8 +151,6 @@ def edge_input(edge: SynapseGroup, pre: np.ndarray, graded: bool, weight: np.nda
         steps, batch = s.shape[:2]
         a = conv_input(s.reshape(steps, batch, *edge.in_shape), w, edge.out_shape, edge.stride, edge.padding,
                        edge.dilation, edge.groups, name=f"synapses {edge.name}")
-        if edge.weight_exp:
-            a = loihi.wrap_int32(loihi.shift_exp(a, edge.weight_exp))
         return a.reshape(steps, batch, -1)
     delays = edge.delay if edge.max_delay > 0 else None  # Dense without delays, DelayDense with (Lava graph)
     return dense_input(w, edge.weight_exp, delays, s, graded)

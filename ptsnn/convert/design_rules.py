@@ -61,7 +61,7 @@ def allocate_cores(graph: ChipGraph, profile) -> list[CoreAllocation]:
     for pop in [*graph.populations, *graph.accumulators]:
         edges = graph.incoming(pop.name)
         syn = sum(e.count() for e in edges)
-        nbytes = sum(e.count() * bytes_per_synapse(profile, bool(e.delay.max(initial=0))) for e in edges)
+        nbytes = sum(e.count() * bytes_per_synapse(profile, e.max_delay > 0) for e in edges)
         rows.append(CoreAllocation(pop.name, pop.size, syn, nbytes,
                                    math.ceil(pop.size / npc) if npc else 0, math.ceil(nbytes / mem) if mem else 0))
     return rows
@@ -97,9 +97,9 @@ def rule_delay(graph, profile, **_):
     if limit is None:
         return []
     return [Violation("max_delay", e.target, f"{int(limit)} steps (structure.max_delay_steps)",
-                      f"synaptic delay {int(e.delay.max())} steps on {e.name}",
+                      f"synaptic delay {e.max_delay} steps on {e.name}",
                       "use a target with synaptic delays or remove temporal shifts (model.shift_div)")
-            for e in graph.synapses if e.delay.size and e.delay.max() > limit]
+            for e in graph.synapses if e.max_delay > limit]
 
 
 def rule_neuron_formats(graph, profile, **_):
@@ -113,7 +113,7 @@ def rule_neuron_formats(graph, profile, **_):
         if bias_bits is not None and p.bias.size and np.abs(p.bias).max() > 2 ** (int(bias_bits) - 1) - 1:
             out.append(Violation("bias_bits", p.name, f"{2 ** (int(bias_bits) - 1) - 1} (numerics.bias_bits)",
                                  f"bias mantissa {int(np.abs(p.bias).max())}", "regularise the bias or lower the exponent"))
-        if decay_max is not None:
+        if decay_max is not None and isinstance(p, CubaPopulation):
             for label, reg in (("current decay register", p.i_decay - 1), ("voltage decay register", p.v_decay)):
                 if reg > decay_max:
                     out.append(Violation("decay_bits", p.name, f"{int(decay_max)} (numerics.decay_max)",
@@ -139,8 +139,8 @@ def rule_fan(graph, profile, **_):
     core_in = _v(profile, "structure.max_fan_in_per_core")
     for node in [*graph.populations, *graph.accumulators]:
         edges = graph.incoming(node.name)
-        per_neuron = sum((e.weight != 0).sum(1) for e in edges)
-        axons = sum(int((e.weight != 0).any(0).sum()) for e in edges)
+        per_neuron = sum(e.fan_in() for e in edges)
+        axons = sum(int((e.fan_out() > 0).sum()) for e in edges)
         if lim_in is not None and per_neuron.max(initial=0) > lim_in:
             out.append(Violation("fan_in", node.name, f"{int(lim_in)} (structure.max_fan_in_per_neuron)",
                                  f"fan-in {int(per_neuron.max())} synapses per neuron", "prune or narrow the input layer"))
@@ -150,7 +150,7 @@ def rule_fan(graph, profile, **_):
     for node in [*graph.inputs, *graph.populations]:
         edges = graph.outgoing(node.name)
         if lim_out is not None and edges:
-            per_neuron = sum((e.weight != 0).sum(0) for e in edges)
+            per_neuron = sum(e.fan_out() for e in edges)
             if per_neuron.max(initial=0) > lim_out:
                 out.append(Violation("fan_out", node.name, f"{int(lim_out)} (structure.max_fan_out_per_neuron)",
                                      f"fan-out {int(per_neuron.max())} synapses per neuron", "prune or narrow the next layer"))
