@@ -92,7 +92,7 @@ class IntegerLayer:
     stride: int = 1
     padding: int = 0
     pool_size: int = 0
-    vth: np.ndarray | int = 0  # [O, H, W] threshold mantissas: spike when v > vth << 6
+    vth: int = 0  # the layer's threshold mantissa: spike when v > vth << 6
     timing: list[Timing] = field(default_factory=list)
     inhibit: tuple[int, int] = (0, 0)  # self-inhibition weight (mant, exp): the spike's own synapse, -mant << exp
     scale: float = 1.0  # readout: logits = potential / scale
@@ -154,29 +154,32 @@ def _build_spiking(st: Stage, w_q: torch.Tensor, b_q: np.ndarray, gain: int, k: 
     slope = alpha + w_sum
     if slope.min() < 1:
         raise _Unfit(f"slope {int(slope.min())} < 1 after rounding alpha")
-    c = np.round(slope * b_q[:, None, None]).astype(np.int64)
-    vth_eff = (slope + alpha) * k - c - 1
-    lift = max(0, -int(vth_eff.min()))  # the release adds what lifts every threshold to >= 0
+    c_wanted = np.round(slope * b_q[:, None, None]).astype(np.int64)
+    vth_wanted = (slope + alpha) * k - c_wanted - 1  # per-neuron threshold that would give exactly c_wanted
+    # One threshold per layer (Lava's LIF has a scalar vth): each neuron's difference to it is added to its
+    # voltage by its own release pulse at t_min(n), a per-neuron weight rounded to its 8-bit mantissa grid.
+    vth = max(0, int(vth_wanted.max()))
     early = (np.maximum(alpha, 0) + pos) * (k - 1)  # largest v/64 while inputs still arrive
-    hold_mant, hold_exp = at_least(max(0, int((early - vth_eff).max()) - lift), "hold")
+    hold_mant, hold_exp = at_least(max(0, int(early.max()) - vth), "hold")
     hold = hold_mant << hold_exp
-    rel_mant, rel_exp = at_least(hold + lift, "release")
-    lift = (rel_mant << rel_exp) - hold
-    vth = vth_eff + lift
+    rel_mant, rel_exp = to_mantissa(hold + vth - vth_wanted, "release")
+    release = rel_mant << rel_exp
+    c = (slope + alpha) * k - (vth + hold - release) - 1  # the offset the integers really realise
     force_mant, force_exp = at_least(max(1, int((neg * k - c).max())), "force")
     force = force_mant << force_exp
     inh = at_least(int(slope.max()) + force + 1, "self-inhibition")
-    if vth.max() > THRESHOLD_MAX:
-        raise _Unfit(f"threshold {int(vth.max())} exceeds 17 bits")
-    u_bound = np.abs(alpha) + pos + neg + hold + (rel_mant << rel_exp) + force + (inh[0] << inh[1])
-    if int(u_bound.max()) + int(vth.max()) >= STATE_MAX or int(((np.abs(alpha) + neg) * 2 * k + hold).max()) >= STATE_MAX:
-        raise _Unfit(f"current/voltage bound {int(u_bound.max()) + int(vth.max())} leaves 24 bits")
+    if vth > THRESHOLD_MAX:
+        raise _Unfit(f"threshold {vth} exceeds 17 bits")
+    u_bound = np.abs(alpha) + pos + neg + hold + np.abs(release) + force + (inh[0] << inh[1])
+    v_low = (np.abs(alpha) + neg) * 2 * k + hold + np.abs(release)
+    if int(u_bound.max()) + vth >= STATE_MAX or int(v_low.max()) >= STATE_MAX:
+        raise _Unfit(f"current/voltage bound {max(int(u_bound.max()) + vth, int(v_low.max()))} leaves 24 bits")
     layer.vth = vth
     layer.timing = [
         Timing("alpha", t_prev, alpha_mant, alpha_exp),  # slope alpha from t_min(n-1)
         Timing("hold_on", t_prev, -hold_mant, hold_exp),  # one-step current pulse: v -= hold
         Timing("hold_off", t_prev + 1, hold_mant, hold_exp),
-        Timing("release_on", t_n - 1, rel_mant, rel_exp),  # one-step pulse at t_min(n): v += hold + lift
+        Timing("release_on", t_n - 1, rel_mant, rel_exp),  # one-step pulse at t_min(n): v += release_i
         Timing("release_off", t_n, -rel_mant, rel_exp),
         Timing("force", t_n + k - 1, force_mant, force_exp),  # every unfired neuron crosses at t_max(n)
     ]

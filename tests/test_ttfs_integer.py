@@ -1,0 +1,89 @@
+"""The TTFS network on the deployment grid: integer recurrence == quantized ReLU twin == numpy reference,
+spike step for spike step, every neuron firing exactly once; parameters inside Loihi's registers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ptsnn.errors import DesignRuleError
+from ptsnn.testing import random_ttfs
+from ptsnn.train.ttfs import TTFSNet, calibrate_windows
+from ptsnn.train.ttfs_config import TTFSConfig
+from ptsnn.train.ttfs_integer import quantize_ttfs
+from ptsnn.train.ttfs_reference import run_ttfs_reference
+
+
+def _check_grid(seed, k, batch=6):
+    net, x, widths = random_ttfs(seed, batch=batch, steps_per_window=k)
+    grid = quantize_ttfs(net, widths)
+    twin = grid.twin(x)
+    run = grid.spike_times(x)
+    for layer in grid.layers:
+        if layer.kind == "readout":
+            assert torch.equal(run["output"], twin["output"])
+            continue
+        q = twin[layer.name]
+        assert q.min() >= 0 and q.max() <= k
+        expected = layer.window_start + k - q  # x = t_max - t on the grid
+        assert torch.equal(run[layer.name], expected), layer.name
+        assert torch.equal(run[layer.name + ".count"], torch.ones_like(q)), layer.name
+    return net, x, grid, twin, run
+
+
+@pytest.mark.parametrize("seed, k", [(0, 8), (1, 1), (2, 3), (3, 16), (4, 5), (5, 32), (6, 2), (7, 8)])
+def test_integer_recurrence_equals_quantized_twin(seed, k):
+    _, _, _, twin, _ = _check_grid(seed, k)
+    # the grid is used: activations take several levels, not only 0 and K
+    assert len(torch.unique(twin["conv0"])) > min(k, 2)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 5])
+def test_numpy_reference_equals_the_torch_recurrence(seed):
+    _, x, grid, twin, run = _check_grid(seed, 6, batch=4)
+    exported = grid.export()
+    ref = run_ttfs_reference(exported, grid.quantize_input(x).numpy().astype(np.int64))
+    assert np.array_equal(ref["input"], run["input"].numpy().astype(np.int64))
+    for layer in grid.layers:
+        if layer.kind == "readout":
+            assert np.array_equal(ref["output"], twin["output"].numpy().astype(np.int64))
+            continue
+        assert np.array_equal(ref[layer.name], run[layer.name].numpy().astype(np.int64)), layer.name
+        # over the whole run (to the readout step), never a second spike
+        assert np.array_equal(ref[layer.name + ".count"], np.ones_like(ref[layer.name])), layer.name
+
+
+def test_exported_integers_fit_loihi_registers():
+    _, _, grid, _, _ = _check_grid(3, 16)
+    exported = grid.export()
+    assert exported["format"] == "ptsnn-ttfs-integer/1" and exported["steps_per_window"] == 16
+    for layer in exported["layers"]:
+        if "weight_mant" in layer:
+            w = layer["weight_mant"]
+            assert w.dtype == np.int64 and w.min() >= -256 and w.max() <= 254
+            assert 0 <= layer["weight_exp"] <= 7
+        vth = np.asarray(layer["vth"])
+        assert vth.min() >= 0 and vth.max() < 2**17
+        for ev in layer["timing"]:
+            assert -256 <= np.min(ev["mant"]) and np.max(ev["mant"]) <= 254 and 0 <= ev["exp"] <= 7
+    starts = [l["window_start"] for l in exported["layers"]]
+    assert starts == sorted(starts)  # windows follow the data flow
+
+
+def test_grid_twin_approaches_the_float_twin_as_k_grows():
+    errors = {}
+    for k in (2, 8, 64):
+        net, x, widths = random_ttfs(4, batch=16, steps_per_window=k)
+        grid = quantize_ttfs(net, widths)
+        errors[k] = float((grid.twin(x)["logits"] - net(x).detach()).abs().max())
+    assert errors[64] < errors[8] < errors[2], errors
+
+
+def test_a_layer_that_cannot_fit_is_a_design_rule_error():
+    """A window far smaller than the weights' reach: one input step would move the spike by thousands of
+    grid steps, which no 8-bit weight with a slope >= 1 can express."""
+    cfg = TTFSConfig(frame_size=(4, 4), frames_per_clip=1, conv=[], dense=[4], num_classes=2, steps_per_window=16)
+    net = TTFSNet(cfg).double()
+    with pytest.raises(DesignRuleError, match=r"ttfs layer dense0: does not fit the integer grid at K=16"):
+        quantize_ttfs(net, {"input": 1.0, "dense0": 1e-4})
