@@ -87,3 +87,31 @@ def test_a_layer_that_cannot_fit_is_a_design_rule_error():
     net = TTFSNet(cfg).double()
     with pytest.raises(DesignRuleError, match=r"ttfs layer dense0: does not fit the integer grid at K=16"):
         quantize_ttfs(net, {"input": 1.0, "dense0": 1e-4})
+
+
+def test_hand_computed_neuron_matches_the_reference_step_by_step():
+    """docs/ttfs.md's worked example: K = 4, two inputs (w = 3, -1), alpha = 2 (slope S = 4), vth = 22,
+    no hold needed, force 3, self-inhibition 8. Inputs q = (2, 3) spike at steps 2 and 1; the twin gives
+    q = floor((3*2 - 1*3 + 1) / 4) = 1, so the neuron fires at T_1 + K - 1 = 7."""
+    k = 4
+    timing = [dict(name="alpha", step=0, mant=np.array([[[2]]]), exp=0),
+              dict(name="hold_on", step=0, mant=0, exp=0), dict(name="hold_off", step=1, mant=0, exp=0),
+              dict(name="release_on", step=3, mant=np.array([[[0]]]), exp=0),
+              dict(name="release_off", step=4, mant=np.array([[[0]]]), exp=0),
+              dict(name="force", step=7, mant=3, exp=0)]
+    dense = dict(name="dense0", kind="spiking", source="input", source_shape=(2, 1, 1), shape=(1, 1, 1),
+                 source_start=0, window_start=4, weight_mant=np.array([[[[3]], [[-1]]]]), weight_exp=0, stride=1,
+                 padding=0, vth=22, inhibit_mant=8, inhibit_exp=0, timing=timing)
+    readout = dict(name="output", kind="readout", source="dense0", source_shape=(1, 1, 1), shape=(1, 1, 1),
+                   source_start=4, window_start=8, read_step=8, weight_mant=np.array([[[[5]]]]), weight_exp=0,
+                   stride=1, padding=0, vth=2**17 - 1, inhibit_mant=0, inhibit_exp=0,
+                   timing=[dict(name="alpha", step=4, mant=np.array([[[1]]]), exp=0)])
+    exported = dict(steps_per_window=k, input_window_start=0, final_step=8, layers=[dense, readout])
+    ref = run_ttfs_reference(exported, np.array([[[[2]], [[3]]]]), record_voltage=True)
+    assert ref["input"].ravel().tolist() == [2, 1]
+    # v / 64 per step: alpha from step 1, -1 from step 2, +3 from step 3: slope 4 after; fires at 7 (v > 22);
+    # at 8 self-inhibition (-8) and force (+3) arrive: u = -1, v falls and never crosses again
+    assert (ref["dense0.v"][0, :, 0] >> 6).tolist() == [0, 2, 3, 7, 11, 15, 19, 0, -1]
+    assert ref["dense0"].ravel().tolist() == [7] and ref["dense0.count"].ravel().tolist() == [1]
+    # readout: v(8) / 64 = alpha * K + w * q = 1 * 4 + 5 * 1
+    assert ref["output"].ravel().tolist() == [9]

@@ -69,9 +69,11 @@ def _timing_current(layer: dict, t: int, n: int) -> np.ndarray:
     return total
 
 
-def run_ttfs_reference(exported: dict, q0: np.ndarray) -> dict:
+def run_ttfs_reference(exported: dict, q0: np.ndarray, record_voltage: bool = False) -> dict:
     """Returns ``{layer: first spike step [B, *shape] (-1: never)}``, ``{layer + '.count': spikes per neuron}``,
-    ``input`` (input spike steps) and ``output`` (readout potential ``v >> 6`` at its read step ``[B, classes]``)."""
+    ``input`` (input spike steps) and ``output`` (readout potential ``v >> 6`` at its read step ``[B, classes]``).
+    ``record_voltage``: also ``{layer + '.v': v after each step's reset, [B, T, neurons]}`` (for debugging a
+    kernel step by step)."""
     k = int(exported["steps_per_window"])
     q0 = np.asarray(q0, np.int64)
     if q0.min(initial=0) < 0 or q0.max(initial=0) > k:
@@ -93,15 +95,20 @@ def run_ttfs_reference(exported: dict, q0: np.ndarray) -> dict:
         inhibit = int(layer["inhibit_mant"]) << int(layer["inhibit_exp"])
         state = loihi.CubaState.zeros((batch, n))
         spikes = np.zeros((batch, steps, n), bool)
+        volts = np.zeros((batch, steps, n), np.int64) if record_voltage else None
         potential = None
         for t in range(steps):
             a_in = _timing_current(layer, t, n)[None, :].repeat(batch, 0)
             if t > 0:
                 a_in = a_in + syn(src[:, t - 1]) - inhibit * spikes[:, t - 1]
             spikes[:, t] = loihi.cuba_step(state, a_in, params)
+            if volts is not None:
+                volts[:, t] = state.v
             if readout and t == layer["read_step"]:
                 potential = state.v >> loihi.ACTIVATION_SHIFT
         shape = (batch, *layer["shape"])
+        if volts is not None:
+            out[layer["name"] + ".v"] = volts
         if readout:
             if spikes.any():
                 raise ValueError(f"readout {layer['name']} fired: its potential left the 17-bit threshold")
