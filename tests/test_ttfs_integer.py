@@ -115,3 +115,30 @@ def test_hand_computed_neuron_matches_the_reference_step_by_step():
     assert ref["dense0"].ravel().tolist() == [7] and ref["dense0.count"].ravel().tolist() == [1]
     # readout: v(8) / 64 = alpha * K + w * q = 1 * 4 + 5 * 1
     assert ref["output"].ravel().tolist() == [9]
+
+
+def test_chip_fire_once_kernel_reproduces_the_reference():
+    """ptsnn/chip's fire-once kernel (CUBA + Dense self-inhibition), fed each layer's synaptic and timing
+    input, gives the reference's spikes: the grid form is expressible in the chip IR's node type."""
+    from ptsnn.chip import kernels
+    from ptsnn.numerics import loihi
+    from ptsnn.train.ttfs_reference import Synapse, timing_current
+
+    _, x, grid, _, run = _check_grid(0, 8, batch=3)
+    exported = grid.export()
+    steps = exported["final_step"] + 1
+    trains = {"input": np.arange(steps)[:, None, None] == run["input"].numpy().reshape(1, 3, -1)}  # [T, B, N]
+    for layer in exported["layers"]:
+        if layer["kind"] == "readout":
+            continue
+        syn = Synapse(layer)
+        src = trains[layer["source"]]
+        a_in = np.zeros((steps, 3, syn.out), np.int64)
+        for t in range(steps):
+            a_in[t] = timing_current(layer, t, syn.out)[None] + (syn(src[t - 1]) if t else 0)
+        params = loihi.CubaParams.from_netx(0, 0, int(layer["vth"]))
+        spikes, _ = kernels.run_fire_once(a_in, params, -(layer["inhibit_mant"] << layer["inhibit_exp"]))
+        assert np.array_equal(spikes.sum(0), np.ones((3, syn.out))), layer["name"]
+        first = spikes.argmax(0).reshape(run[layer["name"]].shape)
+        assert np.array_equal(first, run[layer["name"]].numpy().astype(np.int64)), layer["name"]
+        trains[layer["name"]] = spikes

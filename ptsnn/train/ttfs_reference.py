@@ -2,8 +2,9 @@
 
 Input: ``IntegerTTFS.export()`` (plain numpy integers) and the grid input ``q0`` ``[B, C, H, W]`` (0..K).
 It runs one global clock ``t = 0 .. final_step`` and, per step and layer, exactly the Loihi operations of
-docs/ttfs.md through ``ptsnn.numerics.loihi.cuba_step`` (netx ``iDecay = 0``, ``vDecay = 0``: Lava
-``du = -1``, ``dv = 0``, no bias). What a spike at step ``s`` does reaches its targets' current at ``s + 1``.
+docs/ttfs.md with the integer rules of ``ptsnn.numerics.loihi`` (netx ``iDecay = 0``, ``vDecay = 0``: Lava
+``du = -1``, ``dv = 0``, no bias; the decays are still applied, so the constants are checked, not assumed).
+It does not use ptsnn/chip's kernels: it is the independent statement they are tested against. What a spike at step ``s`` does reaches its targets' current at ``s + 1``.
 Every neuron's spikes are counted over the whole run, so "fires once" is checked, not assumed.
 
 This is the function a chip kernel (ptsnn/chip) and a Lava run are compared against, spike time for
@@ -34,7 +35,7 @@ def patch_index(source_shape, kernel, stride: int, padding: int) -> np.ndarray:
     return np.where(inside, flat, c * h * w).reshape(ho * wo, -1)
 
 
-class _Synapse:
+class Synapse:
     """Integer synaptic input ``a[b, o] = sum_j weight[o, j] * spikes[b, j]`` of a conv or pool stage."""
 
     def __init__(self, layer: dict):
@@ -59,7 +60,17 @@ class _Synapse:
         return a.transpose(0, 2, 1).reshape(spikes.shape[0], -1)
 
 
-def _timing_current(layer: dict, t: int, n: int) -> np.ndarray:
+def _cuba_step(u, v, a_in, params: loihi.CubaParams, vth: np.ndarray):
+    """One step of Lava's bit-accurate CUBA LIF (``PyLifModelBitAcc``); returns ``(u, v, spikes)``."""
+    u = loihi.wrap_current(loihi.decay(u, params.du + loihi.CURRENT_DECAY_OFFSET) + (a_in << loihi.ACTIVATION_SHIFT))
+    v = loihi.decay(v, params.dv + loihi.VOLTAGE_DECAY_OFFSET) + u + loihi.effective_bias(params.bias_mant,
+                                                                                          params.bias_exp)
+    v = loihi.saturate_voltage(v)
+    spikes = v > (vth << loihi.THRESHOLD_SHIFT)
+    return u, np.where(spikes, 0, v), spikes
+
+
+def timing_current(layer: dict, t: int, n: int) -> np.ndarray:
     """Current the layer's timing sources deliver at step ``t`` (their spikes at ``t - 1``), per neuron."""
     total = np.zeros(n, np.int64)
     for ev in layer["timing"]:
@@ -84,28 +95,27 @@ def run_ttfs_reference(exported: dict, q0: np.ndarray, record_voltage: bool = Fa
     trains = {"input": np.arange(steps)[None, :, None] == input_steps[:, None, :]}  # [B, T, N] spikes
     out = {"input": input_steps.reshape(q0.shape)}
     for layer in exported["layers"]:
-        syn = _Synapse(layer)
+        syn = Synapse(layer)
         n = syn.out
         src = trains[layer["source"]]
         readout = layer["kind"] == "readout"
-        params = loihi.CubaParams.from_netx(i_decay=0, v_decay=0, vth_mant=0)
-        vth = np.broadcast_to(np.asarray(layer["vth"], np.int64).reshape(-1), (n,)) if np.ndim(layer["vth"]) \
-            else np.full(n, int(layer["vth"]), np.int64)
-        params = loihi.CubaParams(du=params.du, dv=params.dv, vth=vth, bias_mant=0)
+        params = loihi.CubaParams.from_netx(i_decay=0, v_decay=0, vth_mant=int(layer["vth"]))
+        vth = np.int64(params.vth)
         inhibit = int(layer["inhibit_mant"]) << int(layer["inhibit_exp"])
-        state = loihi.CubaState.zeros((batch, n))
+        u = np.zeros((batch, n), np.int64)
+        v = np.zeros((batch, n), np.int64)
         spikes = np.zeros((batch, steps, n), bool)
         volts = np.zeros((batch, steps, n), np.int64) if record_voltage else None
         potential = None
         for t in range(steps):
-            a_in = _timing_current(layer, t, n)[None, :].repeat(batch, 0)
+            a_in = timing_current(layer, t, n)[None, :].repeat(batch, 0)
             if t > 0:
                 a_in = a_in + syn(src[:, t - 1]) - inhibit * spikes[:, t - 1]
-            spikes[:, t] = loihi.cuba_step(state, a_in, params)
+            u, v, spikes[:, t] = _cuba_step(u, v, a_in, params, vth)
             if volts is not None:
-                volts[:, t] = state.v
+                volts[:, t] = v
             if readout and t == layer["read_step"]:
-                potential = state.v >> loihi.ACTIVATION_SHIFT
+                potential = v >> loihi.ACTIVATION_SHIFT
         shape = (batch, *layer["shape"])
         if volts is not None:
             out[layer["name"] + ".v"] = volts
