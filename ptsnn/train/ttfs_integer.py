@@ -154,7 +154,8 @@ def _build_spiking(st: Stage, w_q: torch.Tensor, b_q: np.ndarray, gain: int, k: 
     slope = alpha + w_sum
     if slope.min() < 1:
         raise _Unfit(f"slope {int(slope.min())} < 1 after rounding alpha")
-    c_wanted = np.round(slope * b_q[:, None, None]).astype(np.int64)
+    # the first threshold crossing rounds down; half a grid step more bias makes the layer round to nearest
+    c_wanted = np.round(slope * (b_q[:, None, None] + 0.5)).astype(np.int64)
     vth_wanted = (slope + alpha) * k - c_wanted - 1  # per-neuron threshold that would give exactly c_wanted
     # One threshold per layer (Lava's LIF has a scalar vth): each neuron's difference to it is added to its
     # voltage by its own release pulse at t_min(n), a per-neuron weight rounded to its 8-bit mantissa grid.
