@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptsnn.errors import DesignRuleError
+from ptsnn.errors import DesignRuleError, InputError
 from ptsnn.testing import random_ttfs
 from ptsnn.train.ttfs import TTFSNet, calibrate_windows
 from ptsnn.train.ttfs_config import TTFSConfig
@@ -87,6 +87,8 @@ def test_a_layer_that_cannot_fit_is_a_design_rule_error():
     net = TTFSNet(cfg).double()
     with pytest.raises(DesignRuleError, match=r"ttfs layer dense0: does not fit the integer grid at K=16"):
         quantize_ttfs(net, {"input": 1.0, "dense0": 1e-4})
+    with pytest.raises(InputError, match=r"ttfs windows: dense0 needs a window width B > 0, got None"):
+        quantize_ttfs(net, {"input": 1.0})
 
 
 def test_hand_computed_neuron_matches_the_reference_step_by_step():

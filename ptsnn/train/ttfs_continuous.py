@@ -32,7 +32,7 @@ from ptsnn.errors import InputError
 from ptsnn.train.ttfs import Stage, TTFSNet
 
 ALPHA_MODES = ("unit_slope", "anchor")
-_CHUNK_ELEMENTS = 1 << 24  # bound on the [batch, patch, position, out] working set of the solver
+_CHUNK_ELEMENTS = 1 << 22  # bound on the [batch, patch, position, out] working set (~32 MB per float64 tensor)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ptsnn.errors import DesignRuleError
+from ptsnn.errors import DesignRuleError, InputError
 from ptsnn.numerics import loihi
 from ptsnn.train.ttfs import Stage, TTFSNet
 
@@ -215,6 +215,10 @@ def _quantize_readout(st: Stage, d_prev: float, k: int, t_prev: int) -> IntegerL
 def quantize_ttfs(net: TTFSNet, widths: dict[str, float]) -> "IntegerTTFS":
     """The grid form of ``net`` with windows ``widths`` (``calibrate_windows``): grid unit ``B_n / K``."""
     k = net.cfg.steps_per_window
+    for st in [s for s in net.stages() if s.kind == "spiking"] + [Stage("input", "input", "", (), ())]:
+        b = widths.get(st.name)
+        if not isinstance(b, (int, float)) or not b > 0:
+            raise InputError(f"ttfs windows: {st.name} needs a window width B > 0, got {b!r} (calibrate_windows)")
     unit = {name: b / k for name, b in widths.items()}
     start = {"input": 0}
     layers = []
