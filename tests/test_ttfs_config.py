@@ -81,3 +81,10 @@ def test_twin_input_shape_follows_the_encoding():
     assert cfg.input_shape == (2 * 7, 8, 8)
     clip = torch.rand(3, 10, 2, 8, 8)
     assert net(encode_clip(clip, cfg)).shape == (3, 4)
+
+
+def test_padding_defaults_to_half_the_kernel():
+    cfg = TTFSConfig(frame_size=(8, 8), conv=[ConvSpec(4, kernel=1), ConvSpec(4, kernel=5, pool="max")],
+                     dense=[]).validate()
+    assert [c.padding for c in cfg.conv] == [0, 2]
+    assert cfg.feature_shapes() == [(4, 8, 8), (4, 4, 4)]

@@ -43,7 +43,7 @@ class ConvSpec:
     out_channels: int
     kernel: int = 3
     stride: int = 1
-    padding: int = 1
+    padding: int | None = None  # None: kernel // 2 ("same" for odd kernels at stride 1)
     pool: str | None = None  # None | "max" | "avg"
     pool_size: int = 2
 
@@ -99,6 +99,8 @@ class TTFSConfig:
     # ------------------------------------------------------------------------------------- validation
     def validate(self) -> "TTFSConfig":
         self.conv = [ConvSpec.from_dict(c) for c in self.conv]
+        self.conv = [dataclasses.replace(c, padding=c.kernel // 2) if c.padding is None and isinstance(c.kernel, int)
+                     else c for c in self.conv]
         self.frame_size = tuple(self.frame_size)
         problems = []
 
