@@ -144,3 +144,21 @@ def test_chip_fire_once_kernel_reproduces_the_reference():
         first = spikes.argmax(0).reshape(run[layer["name"]].shape)
         assert np.array_equal(first, run[layer["name"]].numpy().astype(np.int64)), layer["name"]
         trains[layer["name"]] = spikes
+
+
+def test_windows_too_small_for_the_data_still_match_the_clipped_twin():
+    """Halved windows: many neurons would cross while their inputs still arrive. The hold keeps them until
+    t_min(n), so they fire there (q = K) and the recurrence still equals the clipped twin exactly."""
+    net, x, widths = random_ttfs(2, batch=8, steps_per_window=8)
+    small = {name: (b if name == "input" else b / 2) for name, b in widths.items()}
+    grid = quantize_ttfs(net, small)
+    twin, run = grid.twin(x), grid.spike_times(x)
+    clipped = held = 0
+    for layer in grid.layers:
+        if layer.kind != "spiking":
+            continue
+        assert torch.equal(run[layer.name], layer.window_start + 8 - twin[layer.name]), layer.name
+        assert torch.equal(run[layer.name + ".count"], torch.ones_like(twin[layer.name]))
+        held += int(layer.timing_value("hold_off") > 0)
+        clipped += int((twin[layer.name] == 8).sum())
+    assert clipped > 0 and held > 0  # activations beyond the window occurred, and a hold was needed
