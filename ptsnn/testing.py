@@ -36,3 +36,24 @@ def synthetic_bundle(root: str | Path, overrides: list[str] | tuple[str, ...] = 
     save_checkpoint(root / "m.pt", model, cfg, {c: i for i, c in enumerate(sc.classes)}, fe.spec)
     convert_checkpoint(root / "m.pt", load_profile("loihi2"), root / "bundle", emit=tuple(emit))
     return root / "bundle"
+
+
+def random_ttfs(seed: int = 0, batch: int = 6, **overrides):
+    """A random TTFS network (float64 ReLU twin), random inputs in [0, 1] and windows calibrated on them.
+
+    The architecture varies with ``seed`` (conv with max or average pooling, dense layers); ``overrides``
+    replace TTFSConfig fields. Returns ``(net, x, windows)``; untrained, for exactness tests."""
+    from ptsnn.train.ttfs import TTFSNet, calibrate_windows
+    from ptsnn.train.ttfs_config import ConvSpec, TTFSConfig
+
+    gen = torch.Generator().manual_seed(seed)
+    pools = [("max", "avg"), ("avg", None), (None, "max"), ("max", None)][seed % 4]
+    fields = dict(frame_channels=1 + seed % 2, frame_size=(8, 8), frames_per_clip=2,
+                  conv=[ConvSpec(3 + seed % 3, kernel=3, stride=2 if seed % 4 == 2 else 1, padding=1, pool=pools[0]),
+                        ConvSpec(4, kernel=3, padding=1 - seed % 2, pool=pools[1])],
+                  dense=[9] if seed % 3 else [7, 5], num_classes=3, steps_per_window=8)
+    fields.update(overrides)
+    torch.manual_seed(seed)
+    net = TTFSNet(TTFSConfig(**fields)).double()
+    x = torch.rand((batch, *net.cfg.input_shape), generator=gen, dtype=torch.float64)
+    return net, x, calibrate_windows(net, x)
