@@ -132,9 +132,10 @@ def conv_input(s: np.ndarray, weight: np.ndarray, out_shape: tuple[int, int, int
         return a_in
     w = np.asarray(weight, np.int64)
     bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * int(np.abs(s).max(initial=0))
-    if bound >= 2**31:
-        raise InputError(f"{name}: conv sums could leave int32 (Lava's float->int32 cast is undefined there); "
-                         "not emulated")
+    if bound >= _EXACT_FLOAT32:
+        # Lava's Conv computes in float32 (torch.conv2d on FloatTensors) and casts to int32: exact below 2**24
+        raise InputError(f"{name}: conv sums could reach 2**24, where Lava's float32 convolution rounds; "
+                         "not emulated (lower the weights or the payload range)")
     y = conv2d_exact(s[:-1].reshape(-1, *s.shape[2:]), w, stride, padding, dilation, groups)
     a_in[1:] = loihi.wrap_signed(y.reshape(steps - 1, batch, out_c, out_h, out_w), loihi.CONV_OUTPUT_BITS)
     return a_in

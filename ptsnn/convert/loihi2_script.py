@@ -41,12 +41,14 @@ payload = np.load(sys.argv[1], allow_pickle=False).astype(np.int64)
 steps = len(payload) + manifest["timing"]["flush_steps"]
 padded = np.zeros((steps, payload.shape[1]), np.int64)
 padded[: len(payload)] = payload
-source, sinks = build(bundle, padded.T, steps)
+runners, sinks, _ = build(bundle, padded.T, steps)
 try:
-    source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2HwCfg())
+    for runner in runners:
+        runner.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2HwCfg())
     readout = sinks["readout"].data.get()[:, steps - 1]
 finally:
-    source.stop()
+    for runner in runners:
+        runner.stop()
 classes = manifest.get("classes") or [str(i) for i in range(len(readout))]
 print(classes[int(np.argmax(readout))], readout.tolist())
 '''

@@ -61,10 +61,15 @@ def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bit
 def run_bundle(bundle_dir: str | os.PathLike, payloads: list[np.ndarray], steps: list[int],
                timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None) -> list[dict]:
     """Run a bundle's whole chip graph (netx chain + hand-built processes, ``ptsnn.deploy.lava_graph``) in
-    Lava for each payload ``[steps_i, F]`` over ``steps[i]`` chip steps (flush included). Returns per
-    utterance ``{node: [size, steps_i]}`` for every population and accumulator."""
-    job = dict(bundle=str(Path(bundle_dir).resolve()), steps=np.asarray(steps, np.int64),
-               **{f"payload_{i}": np.asarray(p, np.int64) for i, p in enumerate(payloads)})
+    Lava for each payload ``[steps_i, F]`` (or ``{host input: [steps_i, size]}``) over ``steps[i]`` chip steps
+    (flush included). Returns per utterance ``{node: [size, steps_i]}`` for every population and accumulator,
+    and ``{"v_final/<population>": [size]}``, each LIF population's voltage after the last step."""
+    job = dict(bundle=str(Path(bundle_dir).resolve()), steps=np.asarray(steps, np.int64))
+    for i, p in enumerate(payloads):  # one array (the first host input) or {input name: [steps_i, size]}
+        if isinstance(p, dict):
+            job.update({f"payload_{i}/{name}": np.asarray(a, np.int64) for name, a in p.items()})
+        else:
+            job[f"payload_{i}"] = np.asarray(p, np.int64)
     data = _run_child("ptsnn.deploy._lava_bundle_worker", job, timeout_s, log_dir, Path(bundle_dir).name)
     out: list[dict] = [{} for _ in payloads]
     for key, value in data.items():
