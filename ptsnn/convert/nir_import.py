@@ -51,8 +51,20 @@ from ptsnn.chip.ir import (BIAS_LIMIT, THRESHOLD_LIMIT, WEIGHT_MAX, WEIGHT_MIN, 
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi
 
-_NEURONS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "I")
-_SUMS = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Delay")
+
+
+def _dynamics() -> dict:
+    """NIR neuron class -> (dynamics, spiking): the registry of neuron nodes the importer maps."""
+    import nir
+
+    return {nir.LIF: ("leaky", True), nir.LI: ("leaky", False), nir.CubaLIF: ("cuba", True),
+            nir.CubaLI: ("cuba", False), nir.IF: ("integrate", True), nir.I: ("integrate", False)}
+
+
+def _boundary() -> tuple:
+    import nir
+
+    return nir.Input, nir.Output
 
 
 def _np(x) -> np.ndarray:
@@ -226,7 +238,8 @@ MAX_VOLTAGE_DECAY = loihi.DECAY_UNITY - 1  # Lava dv register: 12 bits
 
 
 def _neuron(name: str, node, n: int, b_in: np.ndarray, dt: float, convention: str, notes: list[str]) -> _Neuron:
-    kind = type(node).__name__
+    kind = type(node).__name__  # for messages
+    dyn, spiking = _dynamics()[type(node)]
     tau_unit = 1.0 / dt if convention == "norse" else 1.0  # norse 1.1 writes dt*tau (issue #411)
 
     def decay(tau: np.ndarray, what: str, lo: int, hi: int = loihi.DECAY_UNITY) -> tuple[np.ndarray, int]:
@@ -247,12 +260,12 @@ def _neuron(name: str, node, n: int, b_in: np.ndarray, dt: float, convention: st
         return alpha, int(q[0])
 
     r = _param(node, "r", n, 1.0)
-    if kind in ("LIF", "LI"):
+    if dyn == "leaky":
         a_m, v_decay = decay(_param(node, "tau", n), "tau", 0, MAX_VOLTAGE_DECAY)
         i_decay, gain = loihi.DECAY_UNITY, a_m * r
         leak = a_m * _param(node, "v_leak", n, 0.0)
         a_s_q = 1.0
-    elif kind in ("CubaLIF", "CubaLI"):
+    elif dyn == "cuba":
         a_s, i_decay = decay(_param(node, "tau_syn", n), "tau_syn", 1)
         a_m, v_decay = decay(_param(node, "tau_mem", n), "tau_mem", 0, MAX_VOLTAGE_DECAY)
         w_in = _param(node, "w_in", n, 1.0)
@@ -265,12 +278,12 @@ def _neuron(name: str, node, n: int, b_in: np.ndarray, dt: float, convention: st
     else:  # IF, I: per-step increments v += r*I (norse/Sinabs convention)
         i_decay, v_decay, gain, leak, a_s_q = loihi.DECAY_UNITY, 0, r, np.zeros(n), 1.0
     bias = leak + gain * b_in / a_s_q
-    if kind in ("LI", "CubaLI", "I"):
-        return _Neuron(kind, i_decay, v_decay, gain, bias, None, accumulator=kind == "I")
+    if not spiking:
+        return _Neuron(kind, i_decay, v_decay, gain, bias, None, accumulator=dyn == "integrate")
     v_th = _param(node, "v_threshold", n)
     v_reset = _param(node, "v_reset", n, 0.0)
     if np.any(v_reset):
-        bias = bias - (a_m * v_reset if kind in ("LIF", "CubaLIF") else 0.0)
+        bias = bias - (a_m * v_reset if dyn in ("leaky", "cuba") else 0.0)
         notes.append(f"{kind} '{name}': v_reset {np.unique(v_reset)[:3].tolist()} handled by shifting v "
                      "(exact); the chip starts from v = v_reset instead of 0")
     theta = v_th - v_reset
@@ -318,7 +331,7 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
     bad = set()
     for name, node in nodes.items():
         kind = type(node).__name__
-        if kind not in (*_NEURONS, *_SUMS, "Input", "Output"):
+        if type(node) not in (*_dynamics(), *_sum_handlers(), *_boundary()):
             what = "nested/recurrent subgraph" if kind == "NIRGraph" else "no chip equivalent"
             problems.append(f"{kind} '{name}' ({what})")
             bad.add(name)
@@ -347,7 +360,7 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
         hints[name] = dict(getattr(node, "metadata", None) or {})
         if name in bad:
             continue
-        if kind == "Input":
+        if isinstance(node, _boundary()[0]):
             shape = tuple(int(v) for v in np.atleast_1d(_np(node.input_type["input"])).astype(np.int64))
             flows[name] = _Flow(shape, {name: {0: None}})
             sizes[name] = flows[name].size
@@ -364,9 +377,9 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
             continue
         flow = _sum_flows(ins, sizes) if len(ins) > 1 else ins[0]
         try:
-            if kind in _SUMS:
+            if type(node) in _sum_handlers():
                 flows[name] = _sum_node(name, node, flow, dt, sizes, notes)
-            elif kind == "Output":
+            elif isinstance(node, _boundary()[1]):
                 only = next(iter(flow.terms.values())) if len(flow.terms) == 1 else {}
                 if flow.bias is None and set(only) == {0} and only[0] is None:
                     outputs[name] = next(iter(flow.terms))
@@ -383,10 +396,11 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
                     problems.append(f"{kind} '{name}' receives only a constant (no synapses)")
                     continue
                 nrn = _neuron(name, node, n, flow.bias_or_zero(), dt, convention, notes)
-                if kind == "I" or (kind in ("LI", "CubaLI") and li_readout == "accumulator"):
+                dyn, spiking = _dynamics()[type(node)]
+                if not spiking and (dyn == "integrate" or li_readout == "accumulator"):
                     nrn.accumulator = True
                     kinds[name] = "accumulator"
-                    if kind != "I":
+                    if dyn != "integrate":
                         notes.append(f"{kind} '{name}': read out by an accumulator (Sigma): the leak is dropped "
                                      "and the value is the running sum of r*a_m*input")
                     if np.any(nrn.bias):
@@ -409,63 +423,85 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
                   convention, li_readout, flush_hint)
 
 
-def _sum_node(name: str, node, flow: _Flow, dt: float, sizes: dict[str, int], notes: list[str]) -> _Flow:
-    kind = type(node).__name__
+def _affine(name, node, flow, dt, sizes, notes) -> _Flow:
     n = flow.size
-    if kind in ("Affine", "Linear"):
-        w = _np(node.weight)
-        if w.ndim != 2 or w.shape[1] != n:
-            raise ValueError(f"weight {w.shape} does not take an input of size {n}")
-        b = _np(node.bias).reshape(-1) if kind == "Affine" and getattr(node, "bias", None) is not None else None
-        return _apply(flow, w, b, (w.shape[0],))
-    if kind == "Scale":
-        s = _param(node, "scale", n)
-        return _apply(flow, np.diag(s), None, flow.shape)
-    if kind == "Flatten":
-        return _Flow((n,), flow.terms, flow.bias)
-    if kind in ("Conv1d", "Conv2d"):
-        w = _np(node.weight)
-        shape = flow.shape
-        if len(shape) != w.ndim - 1:
-            ish = getattr(node, "input_shape", None)
-            ish = tuple(int(v) for v in np.atleast_1d(np.asarray(ish)).reshape(-1)) if ish is not None else ()
-            shape = (w.shape[1] * int(node.groups), *ish)
-            if int(np.prod(shape)) != n:
-                raise ValueError(f"input shape {flow.shape} does not fit a {kind} with weight {w.shape}")
-        mat, out_shape = _conv_matrix(w, shape, node.stride, node.padding, node.dilation, int(node.groups))
-        bias = getattr(node, "bias", None)
-        b = np.repeat(_np(bias).reshape(-1), int(np.prod(out_shape[1:]))) if bias is not None else None
-        return _apply(flow, mat, b, out_shape)
-    if kind in ("SumPool2d", "AvgPool2d"):
-        if len(flow.shape) != 3:
-            raise ValueError(f"needs a (C, H, W) input, got shape {flow.shape}")
-        k = _pair(node.kernel_size, 2, "kernel_size")
-        stride = _pair(node.stride if node.stride is not None else k, 2, "stride")
-        c = flow.shape[0]
-        w = np.ones((c, 1, *k)) / (np.prod(k) if kind == "AvgPool2d" else 1.0)
-        mat, out_shape = _conv_matrix(w, flow.shape, stride, node.padding, 1, c)
-        return _apply(flow, mat, None, out_shape)
-    if kind == "Delay":
-        d = _param(node, "delay", n) / dt
-        steps = np.rint(d).astype(np.int64)
-        if np.any(steps < 0):
-            raise ValueError("negative delay")
-        if not np.allclose(d, steps, rtol=1e-6, atol=1e-6):
-            notes.append(f"Delay '{name}': delays are not multiples of dt; rounded to whole steps")
-        if np.any(steps) and flow.bias is not None:
-            notes.append(f"Delay '{name}': the constant bias before it is not delayed (it differs only in the first "
-                         f"{int(steps.max())} steps)")
-        out = _Flow(flow.shape, {}, flow.bias)
-        for src, by_d in flow.terms.items():
-            dst = out.terms.setdefault(src, {})
-            for d0, m in by_d.items():
-                m = _dense(m, sizes[src])
-                for v in np.unique(steps):
-                    rows = np.where(steps == v, 1.0, 0.0)[:, None] * m
-                    key = int(d0 + v)
-                    dst[key] = rows if key not in dst else _dense(dst[key], sizes[src]) + rows
-        return out
-    raise ValueError("unsupported")  # pragma: no cover - filtered before
+    w = _np(node.weight)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weight {w.shape} does not take an input of size {n}")
+    b = _np(node.bias).reshape(-1) if getattr(node, "bias", None) is not None else None
+    return _apply(flow, w, b, (w.shape[0],))
+
+
+def _scale(name, node, flow, dt, sizes, notes) -> _Flow:
+    return _apply(flow, np.diag(_param(node, "scale", flow.size)), None, flow.shape)
+
+
+def _flatten(name, node, flow, dt, sizes, notes) -> _Flow:
+    return _Flow((flow.size,), flow.terms, flow.bias)
+
+
+def _conv(name, node, flow, dt, sizes, notes) -> _Flow:
+    n = flow.size
+    w = _np(node.weight)
+    shape = flow.shape
+    if len(shape) != w.ndim - 1:
+        ish = getattr(node, "input_shape", None)
+        ish = tuple(int(v) for v in np.atleast_1d(np.asarray(ish)).reshape(-1)) if ish is not None else ()
+        shape = (w.shape[1] * int(node.groups), *ish)
+        if int(np.prod(shape)) != n:
+            raise ValueError(f"input shape {flow.shape} does not fit a {type(node).__name__} with weight {w.shape}")
+    mat, out_shape = _conv_matrix(w, shape, node.stride, node.padding, node.dilation, int(node.groups))
+    bias = getattr(node, "bias", None)
+    b = np.repeat(_np(bias).reshape(-1), int(np.prod(out_shape[1:]))) if bias is not None else None
+    return _apply(flow, mat, b, out_shape)
+
+
+def _pool(name, node, flow, dt, sizes, notes, average: bool) -> _Flow:
+    if len(flow.shape) != 3:
+        raise ValueError(f"needs a (C, H, W) input, got shape {flow.shape}")
+    k = _pair(node.kernel_size, 2, "kernel_size")
+    stride = _pair(node.stride if node.stride is not None else k, 2, "stride")
+    c = flow.shape[0]
+    w = np.ones((c, 1, *k)) / (np.prod(k) if average else 1.0)
+    mat, out_shape = _conv_matrix(w, flow.shape, stride, node.padding, 1, c)
+    return _apply(flow, mat, None, out_shape)
+
+
+def _delay(name, node, flow, dt, sizes, notes) -> _Flow:
+    d = _param(node, "delay", flow.size) / dt
+    steps = np.rint(d).astype(np.int64)
+    if np.any(steps < 0):
+        raise ValueError("negative delay")
+    if not np.allclose(d, steps, rtol=1e-6, atol=1e-6):
+        notes.append(f"Delay '{name}': delays are not multiples of dt; rounded to whole steps")
+    if np.any(steps) and flow.bias is not None:
+        notes.append(f"Delay '{name}': the constant bias before it is not delayed (it differs only in the first "
+                     f"{int(steps.max())} steps)")
+    out = _Flow(flow.shape, {}, flow.bias)
+    for src, by_d in flow.terms.items():
+        dst = out.terms.setdefault(src, {})
+        for d0, m in by_d.items():
+            m = _dense(m, sizes[src])
+            for v in np.unique(steps):
+                rows = np.where(steps == v, 1.0, 0.0)[:, None] * m
+                key = int(d0 + v)
+                dst[key] = rows if key not in dst else _dense(dst[key], sizes[src]) + rows
+    return out
+
+
+def _sum_handlers() -> dict:
+    """NIR node class -> handler(name, node, flow, dt, sizes, notes) -> the flow after that linear node."""
+    import functools
+
+    import nir
+
+    return {nir.Affine: _affine, nir.Linear: _affine, nir.Scale: _scale, nir.Flatten: _flatten,
+            nir.Conv1d: _conv, nir.Conv2d: _conv, nir.SumPool2d: functools.partial(_pool, average=False),
+            nir.AvgPool2d: functools.partial(_pool, average=True), nir.Delay: _delay}
+
+
+def _sum_node(name: str, node, flow: _Flow, dt: float, sizes: dict[str, int], notes: list[str]) -> _Flow:
+    return _sum_handlers()[type(node)](name, node, flow, dt, sizes, notes)
 
 
 def _build(nodes, order, kinds, sizes, neurons, outputs, hints, levels, input_bits, dt, notes, where, convention,
