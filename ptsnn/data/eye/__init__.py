@@ -1,0 +1,1 @@
+"""Eye-emotion data (docs/data_eye.md)."""
