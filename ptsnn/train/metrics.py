@@ -1,4 +1,5 @@
-"""Classification metrics of speech emotion recognition: WA, UA, macro-F1 and the confusion matrix.
+"""Classification metrics of speech emotion recognition: WA, UA, macro-F1 and the confusion matrix; the
+eye-emotion report (WAR/UAR, per-class and per-lighting accuracy) is built from the same pieces.
 
 * **WA** (weighted accuracy): plain accuracy, ``correct / total``; frequent classes weigh more.
 * **UA** (unweighted accuracy): mean per-class recall over the classes that *have samples* in the evaluated
@@ -96,6 +97,32 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Seque
     """WA, UA, macro-F1 and the confusion matrix of integer predictions (``classes``: names or a count)."""
     names = [str(i) for i in range(classes)] if isinstance(classes, int) else list(classes)
     return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(names)), names)
+
+
+def metrics_by_group(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str],
+                     classes: Sequence[str] | int, order: Sequence[str] | None = None) -> dict[str, ClassificationMetrics]:
+    """The metrics of each group of samples (e.g. each lighting condition of an eye data set), in ``order``
+    (groups absent from the samples are left out) or sorted."""
+    t, p, g = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups).astype(str)
+    if not (t.shape == p.shape == g.shape):
+        raise ValueError(f"{t.size} labels, {p.size} predictions, {g.size} group names")
+    names = [x for x in order if x in set(g)] if order is not None else sorted(set(g))
+    return {name: compute_metrics(t[g == name], p[g == name], classes) for name in names}
+
+
+def eye_emotion_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
+                        lighting: Sequence[str], lighting_order: Sequence[str] | None = None) -> dict:
+    """What the SEE authors report (Zhang et al. 2023): WAR (= WA, accuracy), UAR (= UA, mean per-class
+    recall), per-class accuracy (recall of each class) and accuracy per lighting condition; plus the
+    confusion matrix. Plain JSON types."""
+    overall = compute_metrics(y_true, y_pred, classes)
+    by_lighting = metrics_by_group(y_true, y_pred, lighting, classes, lighting_order)
+    return {
+        "war": overall.wa, "uar": overall.ua, "count": overall.count,
+        "per_class_accuracy": dict(zip(overall.classes, overall.recall)),
+        "per_lighting": {name: {"war": m.wa, "uar": m.ua, "count": m.count} for name, m in by_lighting.items()},
+        "classes": list(overall.classes), "confusion": overall.confusion,
+    }
 
 
 def chance_levels(train_labels: Sequence[int], eval_labels: Sequence[int], num_classes: int) -> dict[str, float]:
