@@ -38,7 +38,7 @@ from ptsnn.data.eye.dataset import EyeDataset, parse_channels, subject_split
 from ptsnn.errors import InputError
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])  # t in microseconds; p: 1 ON, 0 OFF
-_SUBJECT, _SEQUENCE = 1, 2  # stream tags: subject draws and sequence draws never share a generator
+_SUBJECT, _SEQUENCE, _LIGHT = 1, 2, 3  # stream tags: subject, motion and lighting draws never share a generator
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class SyntheticEyeConfig:
     contrast_threshold: float = 0.18  # DVS log-intensity threshold, ON and OFF
     threshold_mismatch: float = 0.05  # relative per-pixel spread of the threshold
     event_cap: int = 4  # event channel value = min(count, cap) / cap
-    expression_noise: float = 0.02  # random-walk jitter of aperture and brow, every class
+    expression_noise: float = 0.01  # random-walk jitter of aperture and brow, every class
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     profiles: dict[str, EyeEmotionProfile] = field(default_factory=default_profiles)
 
@@ -201,11 +201,15 @@ def _sig(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def render_sequence(cfg: SyntheticEyeConfig, subject: int, emotion: str, take: int) -> SyntheticSequence:
-    """One sequence: intensity frames, per-frame ON/OFF event counts and the raw event stream."""
+def render_sequence(cfg: SyntheticEyeConfig, subject: int, emotion: str, take: int,
+                    lighting: str | None = None) -> SyntheticSequence:
+    """One sequence: intensity frames, per-frame ON/OFF event counts and the raw event stream.
+    ``lighting`` overrides the condition the data set assigns (the motion stays the same)."""
+    if emotion not in SEE_CLASSES or (lighting is not None and lighting not in LIGHTINGS):
+        raise InputError(f"synthetic eye: unknown emotion {emotion!r} or lighting {lighting!r}")
     e_index = SEE_CLASSES.index(emotion)
     prof, sub = cfg.profiles[emotion], _subject_params(cfg, subject)
-    lighting = sequence_lighting(subject, e_index, take)
+    lighting = lighting or sequence_lighting(subject, e_index, take)
     r = _rng(cfg.seed, _SEQUENCE, subject, e_index, take)
     n_t, s, size = cfg.frames * cfg.substeps, cfg.substeps, cfg.size
     dt = cfg.frame_ms / 1000.0 / s
@@ -214,7 +218,7 @@ def render_sequence(cfg: SyntheticEyeConfig, subject: int, emotion: str, take: i
 
     # Trajectories: class-specific zero-mean changes around the subject's baseline, plus shared jitter.
     onset = r.uniform(0.25, 0.6)
-    amp = sub["expressive"] * r.uniform(0.6, 1.4)
+    amp = sub["expressive"] * r.uniform(0.7, 1.3)
     speed = r.uniform(0.7, 1.4)
     hold = r.uniform(0.2, 0.35)
     walk = lambda: np.cumsum(r.normal(0, cfg.expression_noise / math.sqrt(s), n_t))  # noqa: E731
@@ -270,7 +274,7 @@ def render_sequence(cfg: SyntheticEyeConfig, subject: int, emotion: str, take: i
     skin = skin * (1.0 - f32(sub["brow_dark"]) * brow_band) * (1.0 - crease)
     albedo = ((skin * (1.0 - opening) + interior * opening) * (1.0 - lashes)).astype(np.float64)
 
-    gain, illumination = _lighting_field(lighting, r, X, Y)
+    gain, illumination = _lighting_field(lighting, _rng(cfg.seed, _LIGHT, subject, e_index, take), X, Y)
     flicker = 1.0 + r.normal(0, 0.01, (n_t, 1, 1))
     irradiance = np.clip(gain * illumination * albedo * flicker, 1e-4, None)
 
