@@ -4,8 +4,9 @@
 # Why a script and not just `pip install -e .`: lava-nc 0.10 and lava-dl 0.6 declare Python <3.11 and pin
 # torch 2.3 + torchvision; norse pulls torchvision and numpy 2. Installed with their pins they would replace
 # the CPU torch with gigabytes of CUDA wheels. So: torch first (the local CPU build), then ptsnn with every
-# real runtime dependency (constrained by requirements/lock.txt), then lava-nc, lava-dl and norse with
-# --no-deps. ptsnn.compat fixes lava's two Python-3.11 import problems at run time (docs/install.md).
+# real runtime dependency (constrained by requirements/lock.txt), then lava-nc, lava-dl, norse and tonic
+# with --no-deps (tonic's metadata pulls librosa/numba for audio transforms ptsnn does not use).
+# ptsnn.compat fixes lava's two Python-3.11 import problems at run time (docs/install.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -35,14 +36,14 @@ pip_install --upgrade "pip>=24" "setuptools>=68" wheel
 pip_install "${FIND[@]}" -c requirements/lock.txt "torch==2.13.0"
 pip_install "${FIND[@]}" -c requirements/lock.txt -e ".[dev]"
 pip_install "${FIND[@]}" -c requirements/lock.txt --no-deps --ignore-requires-python \
-  lava-nc==0.10.0 lava-dl==0.6.0 norse==1.1.0 setuptools_scm
+  lava-nc==0.10.0 lava-dl==0.6.0 norse==1.1.0 tonic==1.7.0 setuptools_scm
 # Check that nothing replaced the CPU torch or brought numpy 2.
 "$VENV/bin/python" - <<'PY'
 import numpy, torch, sys
 assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: lava needs numpy<2"
 assert torch.__version__.startswith("2.13.0"), f"torch {torch.__version__}: expected the 2.13.0 CPU build"
 import ptsnn.compat; ptsnn.compat.apply()
-import lava.magma.core.run_configs, lava.lib.dl.netx, norse.torch  # noqa: F401
+import lava.magma.core.run_configs, lava.lib.dl.netx, norse.torch, tonic.transforms, aedat  # noqa: F401
 print(f"setup: ok (python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__})")
 PY
 echo "$WANT" > "$STAMP"
