@@ -180,3 +180,15 @@ def test_eye_emotion_metrics_war_uar_per_lighting():
     json.dumps(m)  # plain types
     empty = eye_emotion_metrics([], [], classes, [])
     assert math.isnan(empty["war"]) and empty["per_lighting"] == {}
+
+
+def test_subject_split_proportions_and_options(see):
+    from ptsnn.data.eye import subject_split
+
+    parts = subject_split([f"{i:03d}" for i in range(10)], (0.6, 0.2, 0.2))
+    assert sorted(parts.values()).count("test") == 2 and sorted(parts.values()).count("valid") == 2
+    assert set(subject_split(["a", "b", "c", "d"], (0.75, 0.25, 0.0)).values()) == {"train", "valid"}
+    with pytest.raises(InputError, match="frames=0"):
+        load_see(see, frames=0)
+    with pytest.raises(InputError, match="valid_fraction"):
+        load_see(see, valid_fraction=1.0)

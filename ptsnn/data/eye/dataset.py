@@ -80,8 +80,9 @@ def subject_split(subjects: Sequence[str], fractions: tuple[float, float, float]
     total = sum(fractions)
     n_test = int(round(len(unique) * fractions[2] / total))
     n_valid = int(round(len(unique) * fractions[1] / total))
-    if len(unique) >= 3:  # every part gets at least one subject when there are enough
-        n_test, n_valid = max(n_test, 1), max(n_valid, 1)
+    if len(unique) >= 3:  # every part asked for gets at least one subject when there are enough
+        n_test = max(n_test, 1) if fractions[2] > 0 else 0
+        n_valid = max(n_valid, 1) if fractions[1] > 0 else 0
     out = {}
     for i, subject in enumerate(unique):
         out[subject] = "test" if i < n_test else "valid" if i < n_test + n_valid else "train"
@@ -104,12 +105,16 @@ def parse_channels(channels: str) -> tuple[bool, bool]:
     return channels in ("frame", "frame+event"), channels in ("event", "frame+event")
 
 
+def check_frames_size(frames: int, size: int) -> None:
+    if not (isinstance(frames, int) and isinstance(size, int) and frames >= 1 and 4 <= size <= 1024):
+        raise InputError(f"frames={frames}, size={size}: need at least 1 frame of 4x4 to 1024x1024 pixels")
+
+
 def load_eye_dataset(spec: str, *, frames: int = 24, size: int = 32, channels: str = "frame+event",
                      seed: int = 0, **options) -> EyeDataset:
     """``synthetic-eye`` (the embedded generator; ``options`` go to :class:`SyntheticEyeConfig`) or
     ``see:PATH`` (the SEE data set in its published layout; ``options`` go to :func:`load_see`)."""
-    if frames < 1 or size < 4:
-        raise InputError(f"frames={frames}, size={size}: need at least 1 frame of at least 4x4 pixels")
+    check_frames_size(frames, size)
     if spec == "synthetic-eye":
         from ptsnn.data.eye.synthetic import SyntheticEyeConfig, generate_dataset
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ptsnn.data.eye.classes import canonical_lighting
-from ptsnn.data.eye.dataset import EyeDataset, parse_channels, resample_frames, subject_split
+from ptsnn.data.eye.dataset import EyeDataset, check_frames_size, parse_channels, resample_frames, subject_split
 from ptsnn.errors import InputError
 
 ANNOTATION_FILE = "emotion.json"
@@ -37,6 +37,7 @@ _LAYOUT = "SEE/{event,frame}/<emotion>/<sequence>/00000.jpg and SEE/emotion.json
 def load_see(root: str | os.PathLike[str], *, frames: int = 24, size: int = 32, channels: str = "frame+event",
              valid_fraction: float = 0.15, annotations: str = ANNOTATION_FILE) -> EyeDataset:
     """The SEE data set as an :class:`EyeDataset` (channels ``frame`` and/or ``event``, grey, [0, 1])."""
+    check_frames_size(frames, size)
     base = Path(root)
     if (base / "SEE").is_dir() and not (base / annotations).is_file():
         base = base / "SEE"
