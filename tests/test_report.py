@@ -20,7 +20,7 @@ from ptsnn.report import build_report, collect_from_chip, report_bundle
 
 # ------------------------------------------------------------------------------------- hand-built graph
 # input (2 channels, graded) --W1--> A (2 neurons) --W2 (delays 0, 1)--> B (1 neuron).
-# i_decay = v_decay = 4096: no memory, so v[t] = a_in[t] << 6 and a neuron spikes iff a_in[t] > vth.
+# i_decay = 4096, v_decay = 4095 (the largest Loihi register value): no memory left after >> 12, so v[t] = a_in[t] << 6 and a neuron spikes iff a_in[t] > vth.
 W1 = np.array([[3, 0], [2, -1]])
 W2 = np.array([[1, 1]])
 D2 = np.array([[0, 1]])
@@ -30,8 +30,8 @@ PAYLOAD_2 = np.zeros((3, 2), np.int64)  # 3 silent steps
 
 def hand_graph() -> ChipGraph:
     inp = HostInput("in", 2, message_bits=4, levels=7)
-    a = CubaPopulation("A", 2, i_decay=4096, v_decay=4096, vth=5, bias=np.zeros(2))
-    b = CubaPopulation("B", 1, i_decay=4096, v_decay=4096, vth=0, bias=np.zeros(1))
+    a = CubaPopulation("A", 2, i_decay=4096, v_decay=4095, vth=5, bias=np.zeros(2))
+    b = CubaPopulation("B", 1, i_decay=4096, v_decay=4095, vth=0, bias=np.zeros(1))
     return ChipGraph([inp], [a, b], [], [Synapses("in->A", "in", "A", W1, np.zeros_like(W1)),
                                          Synapses("A->B", "A", "B", W2, D2)])
 
@@ -130,11 +130,57 @@ def test_energy_matches_hand_computation_from_profile_numbers(hand_report):
     assert d["profiles"]["cmos45nm"]["energy"]["uses_proxy"] is False
     assert d["profiles"]["cmos45nm"]["cores_total"] is None
 
-    # xylo: no idle figure -> every update at neuron_update_pj; no spike figures -> traffic not modelled
-    c = comp("xylo_audio2")
+    # xylo: the hand graph has graded input and a delay, which Xylo has not: listed, not costed
+    assert "xylo_audio2" not in d["profiles"] and "xylo_audio2" not in d["system"]
+    unfit = d["not_fitting"]["xylo_audio2"]
+    assert unfit["rule"] == "graded_input" and {"graded_input", "max_delay"} <= set(unfit["rules"])
+    # native_energy itself: no idle figure -> every update at neuron_update_pj; no spike figures -> n/m
+    from ptsnn.report import native_energy
+
+    x = native_energy(hand_graph(), hand_report.activity, load_profile("xylo_audio2"))
+    c = {c["component"]: c for c in x["energy"]["components"]}
     assert c["neuron_updates"]["per_utterance_pj"] == pytest.approx(24 * v("xylo_audio2", "energy.neuron_update_pj") / n)
-    assert d["profiles"]["xylo_audio2"]["energy"]["not_modelled"] == ["spike_traffic"]
-    assert d["profiles"]["xylo_audio2"]["measured_inference"]["path"] == "energy.inference_uj"
+    assert x["energy"]["not_modelled"] == ["spike_traffic"]
+    assert x["measured_inference"]["path"] == "energy.inference_uj"
+
+
+def big_graph(hidden: int = 1200) -> ChipGraph:
+    """Binary input -> ``hidden`` neurons -> 4: no delays, small weights; only Xylo's 1,000-neuron core is too small."""
+    w1 = np.zeros((hidden, 8), np.int64)
+    for j in range(8 * 64):  # fan-out 64 per input channel (Xylo's limit); the other hidden neurons stay idle
+        w1[j, j % 8] = 2
+    w2 = np.zeros((4, hidden), np.int64)
+    for j in range(4):  # fan-out 1 per hidden neuron
+        w2[j, j::4] = 1
+    inp = HostInput("in", 8, message_bits=0, levels=1)
+    a = CubaPopulation("A", hidden, i_decay=16, v_decay=15, vth=1, bias=np.zeros(hidden))
+    b = CubaPopulation("B", 4, i_decay=16, v_decay=15, vth=1, bias=np.zeros(4))
+    return ChipGraph([inp], [a, b], [], [Synapses("in->A", "in", "A", w1, np.zeros_like(w1)),
+                                         Synapses("A->B", "A", "B", w2, np.zeros_like(w2))])
+
+
+def test_profile_the_model_does_not_fit_is_listed_not_costed(tmp_path):
+    from ptsnn.convert import design_rules
+    from ptsnn.errors import DesignRuleError
+
+    g = big_graph()
+    xylo = load_profile("xylo_audio2")
+    with pytest.raises(DesignRuleError, match="1,200 neurons"):  # what ptsnn-convert --target xylo_audio2 refuses
+        design_rules.enforce(design_rules.check(g, xylo), xylo.name)
+    payload = (np.random.default_rng(1).random((6, 8)) < 0.5).astype(np.int64)
+    rep = report_bundle(g, [payload], ["u"], ["loihi2", "xylo_audio2"])
+    d = rep.data
+    assert list(d["profiles"]) == ["loihi2"] and d["profiles"]["loihi2"]["energy"]["per_utterance_pj"] > 0
+    assert d["not_fitting"]["xylo_audio2"]["rule"] == "capacity"
+    assert "1,200 neurons" in d["not_fitting"]["xylo_audio2"]["message"]
+    assert set(d["system"]) == {"loihi2"} and all(set(r["energy_pj"]) == {"loihi2"} for r in d["layers"])
+    rep.write(tmp_path, ("json", "md", "html"))
+    assert json.loads((tmp_path / "report.json").read_text())["not_fitting"]["xylo_audio2"]["rule"] == "capacity"
+    md = (tmp_path / "report.md").read_text()
+    assert "| xylo_audio2 | neuromorphic | does not fit: capacity |" in md
+    assert "xylo_audio2 cores" not in md and "loihi2 cores" in md
+    html = (tmp_path / "report.html").read_text()
+    assert "<td>does not fit: capacity</td>" in html and '<table class="not_fitting">' in html
 
 
 def test_paper_estimate_formula_by_hand(hand_report):
@@ -190,13 +236,18 @@ def test_written_files_html_self_contained(hand_report, tmp_path):
                      "report.html", "report.json", "report.md"]
     assert not [p for p in (tmp_path / "out").rglob(".*")]  # atomic writes leave no temporary files
     data = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert data["schema_version"] == 1 and data["kind"] == "ptsnn-report"
+    assert data["schema_version"] == 2 and data["kind"] == "ptsnn-report"
     html = (tmp_path / "out" / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 4 and all(base64.b64decode(b).startswith(b"\x89PNG\r\n\x1a\n") for b in images)
     for table in ("summary", "paper", "layers", "layer_energy", "fields", "metrics", "host"):
         assert f'<table class="{table}">' in html
     assert "<td>A</td>" in html and "energy.synaptic_op_pj" in html
+    # totals are marked explicitly; an ordinary last row (metrics, fields) is not styled as one
+    assert "last-child" not in html and "tr.total td" in html
+    totals = re.findall(r'<tr class="total"><td>([^<]*)</td>', html)
+    assert totals == ["total (chip)", "total (chip)", "total", "total per frame", totals[-1]]
+    assert totals[-1].startswith("total per utterance")
     assert not re.search(r"(href|src)\s*=\s*[\"']?(https?:|//|file:)", html, re.I)
     assert not re.search(r"<(script|link|iframe|object|embed)\b", html, re.I) and "@import" not in html
     assert "url(" not in html

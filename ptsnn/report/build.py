@@ -1,4 +1,4 @@
-"""Assemble the report document (JSON-able dict, ``schema_version`` 1, see docs/report.md) and write it."""
+"""Assemble the report document (JSON-able dict, ``schema_version`` 2, see docs/report.md) and write it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ptsnn.report.energy import COMPONENTS, HOPS_PER_MESSAGE, PAPER_PROFILE, nat
 from ptsnn.report.host import host_report
 from ptsnn.report.metrics import compute_metrics
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: profiles the graph does not fit move to ``not_fitting`` (no energy figures)
 ESTIMATES = ("native", "paper")
 FORMATS = ("json", "md", "html")
 CHIP_COUNTERS = ("input_events", "effective_macs", "effective_acs", "synaptic_ops", "dense_ops", "membrane_updates",
@@ -89,6 +89,20 @@ def _load_profiles(profiles) -> list:
     return loaded
 
 
+def profile_fit(graph: ChipGraph, profile, max_synaptic_input: dict | None = None) -> dict | None:
+    """None if ``graph`` maps onto ``profile`` (the design rules and core allocation ``ptsnn-convert --target``
+    enforces), else what the report lists instead of energy figures: the first rule broken and every violation."""
+    from ptsnn.convert import design_rules
+
+    allocation = design_rules.allocate_cores(graph, profile)
+    found = design_rules.check(graph, profile, max_synaptic_input=max_synaptic_input, allocation=allocation)
+    if not found:
+        return None
+    return dict(name=profile.name, kind=profile.profile.kind, description=profile.profile.description,
+                rule=found[0].rule, message=found[0].message(),
+                rules=sorted({v.rule for v in found}), violations=design_rules.violations_table(found))
+
+
 def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, estimate: str = "native",
                  data_source: str | None = None, backend: str = "fast", hops: int = HOPS_PER_MESSAGE) -> Report:
     """The per-layer spike/ops/energy report of a chip graph's runs.
@@ -114,6 +128,9 @@ def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, esti
         raise InputError("nothing to report: no utterances")
     profs = _load_profiles(profiles)
     cmos = load_profile(PAPER_PROFILE)
+    # The calibration-data current check (state_overflow) needs the training data: only convert runs it.
+    not_fitting = {p.name: fit for p in profs if (fit := profile_fit(graph, p))}
+    profs = [p for p in profs if p.name not in not_fitting]
 
     n = len(activity.utterances)
     steps = activity.total_steps
@@ -153,6 +170,7 @@ def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, esti
         layers=layers,
         totals=totals,
         profiles={name: {k: v for k, v in e.items() if k != "layers"} for name, e in energies.items()},
+        not_fitting=not_fitting,
         host=host,
         system=system,
         voltage_histograms=({k: h.to_dict() for k, h in activity.histograms.items()} if activity.histograms

@@ -19,7 +19,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; }
 th { background: #eee; } td { text-align: left; } td.num { text-align: right; }
-tr:last-child td { font-weight: bold; }
+tr.total td { font-weight: bold; border-top: 2px solid #888; }
 p.note { font-size: 0.85em; color: #555; max-width: 80em; }
 figure { margin: 1em 0; } figcaption { font-size: 0.9em; color: #444; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -38,8 +38,8 @@ def render_html(data: dict, images: dict[str, bytes]) -> str:
         parts.append("<thead><tr>" + "".join(f"<th>{escape(str(c))}</th>" for c in t.columns) + "</tr></thead>")
         parts.append("<tbody>")
         numeric = t.numeric()
-        for row in t.rows:
-            parts.append("<tr>" + "".join(f'<td class="num">{escape(str(c))}</td>' if num else
+        for i, row in enumerate(t.rows):
+            parts.append(('<tr class="total">' if i in t.total_rows else "<tr>") + "".join(f'<td class="num">{escape(str(c))}</td>' if num else
                                           f"<td>{escape(str(c))}</td>" for c, num in zip(row, numeric)) + "</tr>")
         parts.append("</tbody></table>")
         parts += [f'<p class="note">{escape(n)}</p>' for n in t.notes if n]

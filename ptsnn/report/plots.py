@@ -176,7 +176,11 @@ def energy_plot(data: dict) -> bytes:
                 handles.append(h)
                 names_.append(lab)
     fig.legend(handles, names_, loc="outside lower center", ncol=3, fontsize=8)
-    fig.suptitle("Energy per utterance (native estimates; n/m = not modelled by the profile)")
+    unfit = data.get("not_fitting") or {}
+    title = "Energy per utterance (native estimates; n/m = not modelled by the profile)"
+    if unfit:
+        title += "\n" + "; ".join(f"{n}: does not fit ({u['rule']})" for n, u in unfit.items())
+    fig.suptitle(title)
     return _png(fig)
 
 

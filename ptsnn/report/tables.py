@@ -13,6 +13,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    total_rows: list[int] = field(default_factory=list)  # indices of rows that are totals (shown marked as such)
 
     def numeric(self) -> list[bool]:
         """Per column: every cell is a number (or a dash / n/m), so it is right-aligned."""
@@ -65,10 +66,15 @@ def proxy_mark(flag: bool) -> str:
     return "*" if flag else ""
 
 
+def does_not_fit(entry: dict) -> str:
+    return f"does not fit: {entry['rule']}"
+
+
 def report_tables(data: dict) -> list[Table]:
     tables = []
     profiles = data["profiles"]
     names = list(profiles)
+    unfit = data.get("not_fitting") or {}
     paper = data["estimate"]["paper"]
     host = data["host"]
 
@@ -88,6 +94,8 @@ def report_tables(data: dict) -> list[Table]:
             DASH if lat["per_utterance_us"] is None else fmt(lat["per_utterance_us"] / 1000) + proxy_mark(lat["uses_proxy"]),
             fmt(p["cores_total"]),
         ])
+    for name, u in unfit.items():
+        rows.append([name, u["kind"], does_not_fit(u), *[DASH] * 7])
     tables.append(Table(
         "summary", "Energy and latency per utterance (native view, per profile)",
         ["profile", "kind", "chip uJ", "synaptic ops uJ", "neuron updates uJ", "spike traffic uJ",
@@ -97,7 +105,16 @@ def report_tables(data: dict) -> list[Table]:
          "not modelled: the profile has no figure for that component.",
          "chip = the SNN part on the chip only; host = front end + LayerNorm + tanh + quantization on a CPU "
          f"({host['profile']}); system = both. Mean over {data['data']['utterances']} utterance(s), "
-         f"{fmt(data['data']['mean_steps'])} steps each."]))
+         f"{fmt(data['data']['mean_steps'])} steps each.",
+         *[f"{name} {does_not_fit(u)} ({u['message']}); no energy figures for a profile the model cannot be "
+           "mapped to (the design rules of ptsnn-convert --target)." for name, u in unfit.items()]]))
+
+    if unfit:
+        rows = [[name, v["rule"], v["layer"], v["value"], v["limit"], v["fix"]]
+                for name, u in unfit.items() for v in u["violations"]]
+        tables.append(Table("not_fitting", "Profiles the model does not fit (design rules and core allocation)",
+                            ["profile", "rule", "layer", "value", "limit", "fix"], rows,
+                            ["The rules ptsnn-convert --target enforces; energy is not estimated for these profiles."]))
 
     if paper is not None:
         ref = paper["reference"]
@@ -110,6 +127,8 @@ def report_tables(data: dict) -> list[Table]:
             rows.append([f"native estimate, chip part under {name}{proxy_mark(e['uses_proxy'])}",
                          NA if e["per_utterance_pj"] is None else fmt(e["per_utterance_pj"] / 1e9),
                          DASH, DASH, ", ".join(sorted({f["path"] for c in e["components"] for f in c["fields"]}))])
+        for name, u in unfit.items():
+            rows.append([f"native estimate, chip part under {name}", does_not_fit(u), DASH, DASH, u["message"]])
         rows.append([f"host part under {host['profile']} (not in either paper figure)",
                      fmt(host["per_utterance_pj"] / 1e9), fmt(host["ops_per_utterance"]["macs"]), DASH,
                      "energy.mac_pj, energy.ac_pj"])
@@ -144,6 +163,7 @@ def report_tables(data: dict) -> list[Table]:
                  fmt(tc["output_spikes"]["per_utterance"]), pct(t["firing_rate"]), pct(t["activation_sparsity"]),
                  fmt(tc["effective_macs"]["per_utterance"]), fmt(tc["effective_acs"]["per_utterance"]),
                  fmt(tc["dense_ops"]["per_utterance"]), fmt(tc["membrane_updates"]["per_utterance"]), "", ""])
+    layer_totals = [len(rows) - 1]
     tables.append(Table(
         "layers", "Per layer, per utterance",
         ["layer", "kind", "neurons", "synapses", "input events", "output events", "firing rate",
@@ -152,7 +172,7 @@ def report_tables(data: dict) -> list[Table]:
         ["input events: non-zero activations the layer's sources sent within the utterance's steps; output events: spikes (the "
          "host input: non-zero graded payloads); firing rate = spikes / (neurons x steps); synapses = non-zero "
          "weights; silent: neurons that never fire on the data; saturated: (utterance, neuron) pairs firing on "
-         "> 90 % of steps."]))
+         "> 90 % of steps."], total_rows=layer_totals))
 
     rows = []
     for r in data["layers"]:
@@ -170,7 +190,7 @@ def report_tables(data: dict) -> list[Table]:
                  fmt(tc["active_updates"]["per_step"]), fmt(tc["membrane_updates"]["per_step"])])
     tables.append(Table("layers_per_step", "Per layer, per time step",
                         ["layer", "input events", "output events", "synaptic ops (effective)", "Dense",
-                         "active updates", "MembraneUpdates"], rows))
+                         "active updates", "MembraneUpdates"], rows, total_rows=layer_totals))
 
     # ------------------------------------------------------------------------------ energy per layer
     rows = []
@@ -188,7 +208,9 @@ def report_tables(data: dict) -> list[Table]:
         cols += [f"{name} cores", f"{name} nJ{proxy_mark(profiles[name]['energy']['uses_proxy'])}"]
     tables.append(Table("layer_energy", "Cores and chip energy per layer (nJ per utterance, native view)", cols, rows,
                         ["The input layer's energy is the traffic of its payload messages into the chip; the "
-                         "readout (Sigma) energy is its synaptic ops and updates."]))
+                         "readout (Sigma) energy is its synaptic ops and updates.",
+                         *[f"{name}: {does_not_fit(u)}, not shown." for name, u in unfit.items()]],
+                        total_rows=[len(rows) - 1]))
 
     # ------------------------------------------------------------------------- components and fields
     rows = []
@@ -238,6 +260,6 @@ def report_tables(data: dict) -> list[Table]:
                  fmt(host["per_utterance_pj"]), ""])
     tables.append(Table("host", f"Host part (not on the chip), energy under {host['profile']}",
                         ["stage", "MACs", "adds", "multiplies", "other ops", "pJ (per frame; last row per utterance)", "note"], rows,
-                        [host["note"] + ".", host["formula"] + "; " + "; ".join(
+                        total_rows=[len(rows) - 2, len(rows) - 1], notes=[host["note"] + ".", host["formula"] + "; " + "; ".join(
                             f"{f['path']} = {fmt(f['value'])} {f['unit']}: {f['source']}" for f in host["fields"])]))
     return tables
