@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 
 import typer
@@ -13,10 +15,58 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_RST_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj):`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_help(text: str | None) -> str | None:
+    """A docstring or help string as typer's rich help shows it faithfully: RST literals and roles as plain
+    text, each paragraph on one line (rich wraps it to the terminal; typer's "rich" mode would keep the
+    docstring's own line breaks), square brackets escaped so rich does not read ``[batch, ...]`` as markup."""
+    if text is None:
+        return None
+    from rich.markup import escape
+
+    text = _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", inspect.cleandoc(text)))
+    paragraphs = [" ".join(line.strip() for line in par.splitlines()) for par in re.split(r"\n\s*\n", text)]
+    return escape("\n\n".join(p for p in paragraphs if p))
+
+
+def _plain_parameter_help(callback) -> None:
+    """Apply :func:`plain_help` to the ``help=`` of every typer.Option / typer.Argument of ``callback``."""
+    from typer.models import ParameterInfo
+
+    for param in inspect.signature(callback).parameters.values():
+        infos = [param.default, *getattr(param.annotation, "__metadata__", ())]
+        for info in infos:
+            if isinstance(info, ParameterInfo) and info.help and not getattr(info, "_ptsnn_plain", False):
+                info.help = plain_help(info.help)
+                info._ptsnn_plain = True  # shared defaults must not be escaped twice
+
+
+class PtsnnTyper(typer.Typer):
+    """typer.Typer whose commands' help (docstring or ``help=``) and parameter help go through :func:`plain_help`."""
+
+    def command(self, name: str | None = None, *, help: str | None = None, **kwargs):
+        def register(f):
+            _plain_parameter_help(f)
+            return super(PtsnnTyper, self).command(name, help=plain_help(help or inspect.getdoc(f)), **kwargs)(f)
+        return register
+
+    def callback(self, *args, help: str | None = None, **kwargs):
+        def register(f):
+            _plain_parameter_help(f)
+            return super(PtsnnTyper, self).callback(*args, help=plain_help(help or inspect.getdoc(f)), **kwargs)(f)
+        return register
+
+    def add_typer(self, typer_instance, *, help: str | None = None, **kwargs) -> None:
+        super().add_typer(typer_instance, help=plain_help(help), **kwargs)
+
+
 def new_app(name: str, help: str) -> typer.Typer:
-    return typer.Typer(
+    return PtsnnTyper(
         name=name,
-        help=help,
+        help=plain_help(help),
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,  # PtsnnError becomes one line in run_app; bugs keep tracebacks

@@ -30,7 +30,7 @@ def _register_optional() -> None:
 
     app.command("demo")(demo)
 
-    app.add_typer(profiles_app, name="profiles", help="Hardware profiles: list, show, check.")
+    app.add_typer(profiles_app, name="profiles", help="Hardware profiles: with no command, list the built-in ones; show, check.")
 
     from ptsnn.cli.model_cmd import model_app
     from ptsnn.cli.train_cmd import train

@@ -24,7 +24,7 @@ def summary(
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KEY=VALUE", help="override a config field, e.g. --set model.hidden=256")] = None,
 ) -> None:
-    """Trainable parameters per module (data-flow order) and the total; for ``paper`` also the deviation
+    """Trainable parameters per module (data-flow order) and the total; for the paper preset also the deviation
     from the paper's 1.19 M."""
     from rich.table import Table
 
