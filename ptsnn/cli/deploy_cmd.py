@@ -19,12 +19,39 @@ def _backend(value: str) -> str:
     return value
 
 
+def save_payloads(out_dir: Path, names: list[str], payloads: list) -> list[Path]:
+    """One ``.npy`` per utterance in ``out_dir``: the host part's integer payloads ``[steps, features]``, what
+    the chip receives (without the flush steps) and what the bundle's ``run_loihi2.py`` takes. Named after the
+    input file's stem (``-2``, ``-3``, ... when stems repeat); each file written atomically."""
+    import io
+
+    import numpy as np
+
+    from ptsnn.fileio import atomic_write_bytes
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, used = [], set()
+    for name, payload in zip(names, payloads):
+        stem, k = Path(name).stem or "utterance", 1
+        while (f"{stem}-{k}" if k > 1 else stem) in used:
+            k += 1
+        stem = f"{stem}-{k}" if k > 1 else stem
+        used.add(stem)
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(payload, np.int64), allow_pickle=False)
+        written.append(atomic_write_bytes(out_dir / f"{stem}.npy", buf.getvalue()))
+    return written
+
+
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
     inputs: list[Path] = typer.Argument(..., help="Audio files (fbank bundles) or .npy feature files."),
     backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt), fast, or loihi2 (needs Intel's lava-loihi)."),
     timeout: float = typer.Option(600.0, min=1.0, help="Seconds before a Lava run is killed."),
     report: Path = typer.Option(None, "--report", help="Also write the per-layer spike/energy report (json, md, html) here."),
+    payloads_dir: Path = typer.Option(None, "--save-payloads", metavar="DIR", help="Also write each utterance's "
+                                      "host payloads (integer [steps, features] .npy) here: the input of the "
+                                      "bundle's run_loihi2.py."),
 ) -> None:
     """Audio to emotion label without chips: host part (host.onnx) -> chip graph (Lava or fast simulator)
     -> label, scores and per-layer spike counts."""
@@ -35,6 +62,9 @@ def run(
     b = load_bundle(bundle)
     host = HostRunner(b)
     payloads = [load_input(p, b, host) for p in inputs]
+    if payloads_dir is not None:
+        for path in save_payloads(payloads_dir, [p.name for p in inputs], payloads):
+            console.print(f"payloads: {path}", highlight=False)
     with console.status(f"running {len(payloads)} utterance(s) on {backend}..."):
         results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=bundle / "logs",
                            keep_spikes=report is not None)

@@ -1,8 +1,10 @@
-"""Loihi 2 hardware: detection of Intel's lava-loihi and the generated run script of a bundle.
+"""Loihi 2 hardware: detection of Intel's lava-loihi and the run script copied into a bundle.
 
-ptsnn cannot test this path (lava-loihi is distributed to INRC members only and needs a Loihi 2 system); it
-builds exactly the process graph verified in Lava's CPU simulation (``ptsnn.deploy.lava_graph``) and runs it
-with ``Loihi2HwCfg`` instead of ``Loihi2SimCfg(select_tag='fixed_pt')``.
+The script (``run_loihi2.py`` in this package, copied verbatim) is self-contained: Lava, lava-loihi, numpy,
+h5py and the standard library, no ptsnn, so the Loihi 2 host needs no ptsnn install. It builds the process
+graph of ``ptsnn.deploy.lava_graph`` from the bundle's chip IR and runs it with ``Loihi2HwCfg``; ``--sim``
+runs it with ``Loihi2SimCfg(select_tag='fixed_pt')`` instead, which is how the tests prove it right without
+hardware (lava-loihi is distributed to INRC members only and needs a Loihi 2 system).
 """
 
 from __future__ import annotations
@@ -10,48 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptsnn.errors import InputError
-from ptsnn.fileio import atomic_write_text
+from ptsnn.fileio import atomic_write_bytes
 
 SCRIPT_NAME = "run_loihi2.py"
-
-_SCRIPT = '''#!/usr/bin/env python3
-"""Run this ptsnn bundle on Loihi 2 hardware (needs Intel's lava-loihi and a Loihi 2 system).
-
-Usage: python run_loihi2.py PAYLOAD.npy
-PAYLOAD.npy: the host part's graded payloads [steps, features] (int), e.g. from host.onnx; the script appends
-the bundle's flush steps, runs the same process graph that ptsnn verified in Lava's CPU simulation, with
-Loihi2HwCfg, and prints the label read from the Sigma readout.
-"""
-import json
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from ptsnn.convert.loihi2_script import require_lava_loihi
-from ptsnn.deploy.lava_graph import build
-
-require_lava_loihi()
-from lava.magma.core.run_conditions import RunSteps  # noqa: E402
-from lava.magma.core.run_configs import Loihi2HwCfg  # noqa: E402
-
-bundle = Path(__file__).resolve().parent
-manifest = json.loads((bundle / "manifest.json").read_text())
-payload = np.load(sys.argv[1], allow_pickle=False).astype(np.int64)
-steps = len(payload) + manifest["timing"]["flush_steps"]
-padded = np.zeros((steps, payload.shape[1]), np.int64)
-padded[: len(payload)] = payload
-runners, sinks, _ = build(bundle, padded.T, steps)
-try:
-    for runner in runners:
-        runner.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2HwCfg())
-    readout = sinks["readout"].data.get()[:, steps - 1]
-finally:
-    for runner in runners:
-        runner.stop()
-classes = manifest.get("classes") or [str(i) for i in range(len(readout))]
-print(classes[int(np.argmax(readout))], readout.tolist())
-'''
 
 
 def lava_loihi_installed() -> bool:
@@ -74,5 +37,5 @@ def require_lava_loihi() -> None:
 
 def write_run_script(bundle_dir: str | Path) -> Path:
     path = Path(bundle_dir) / SCRIPT_NAME
-    atomic_write_text(path, _SCRIPT)
+    atomic_write_bytes(path, Path(__file__).with_name(SCRIPT_NAME).read_bytes())  # copied verbatim
     return path

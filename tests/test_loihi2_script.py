@@ -1,0 +1,91 @@
+"""The bundle's run_loihi2.py: self-contained (no ptsnn), usage and one-line errors, and - run with --sim on
+the payloads `ptsnn run --save-payloads` writes - the same readout as ptsnn's own Lava backend."""
+
+import ast
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ptsnn.testing import synthetic_bundle
+
+# Runs the script with every `import ptsnn` failing: proves it needs nothing from ptsnn.
+NO_PTSNN = "import runpy, sys; sys.modules['ptsnn'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def run_script(script, *args, timeout=300):
+    return subprocess.run([sys.executable, "-c", NO_PTSNN, str(script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    from ptsnn.data.audio import save_audio
+    from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
+
+    root = tmp_path_factory.mktemp("loihi2")
+    bundle = synthetic_bundle(root, ["model.hidden=16", "model.key_dim=8", "model.value_dim=4", "model.prompts=2",
+                                     "model.input_dim=16", "frontend.n_mels=16"], speakers=(0,), max_samples=6400)
+    wav = root / "a.wav"
+    save_audio(wav, generate_utterance(SyntheticCorpusConfig(), 3, "happy", 0)[:4800], 16000)
+    return bundle, wav
+
+
+def saved_payloads(bundle, wav, out):
+    from ptsnn.cli._app import new_app
+    from ptsnn.cli.deploy_cmd import run
+
+    app = new_app("t", "test")
+    app.command("run")(run)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["run", str(bundle), str(wav), str(wav), "--backend", "fast",
+                                 "--save-payloads", str(out)])
+    assert r.exit_code == 0, (r.output, r.exception)
+    return sorted(out.glob("*.npy"))
+
+
+def test_script_imports_only_lava_numpy_h5py_and_the_standard_library(made):
+    bundle, _ = made
+    tree = ast.parse((bundle / "run_loihi2.py").read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots - set(sys.stdlib_module_names) == {"lava", "numpy", "h5py"}
+
+
+def test_usage_and_one_line_errors(made, tmp_path):
+    bundle, wav = made
+    script = bundle / "run_loihi2.py"
+    r = run_script(script)
+    assert r.returncode == 2 and "usage: run_loihi2.py" in r.stderr and "--sim" in r.stderr
+    assert "--save-payloads" in r.stderr
+    payloads = saved_payloads(bundle, wav, tmp_path / "p")
+    assert [p.name for p in payloads] == ["a-2.npy", "a.npy"]  # one per utterance, repeated stems numbered
+    p = np.load(payloads[1])
+    assert p.dtype == np.int64 and p.ndim == 2 and p.shape[1] == 16 and np.abs(p).max() > 0
+    r = run_script(script, payloads[1])  # hardware run without lava-loihi
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "lava-loihi" in r.stderr and not r.stdout
+    np.save(tmp_path / "bad.npy", np.zeros((5, 3)))
+    r = run_script(script, tmp_path / "bad.npy", "--sim")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "bad.npy: payload shape (5, 3)" in r.stderr
+
+
+@pytest.mark.lava
+def test_script_sim_readout_equals_ptsnn_lava_backend(made, tmp_path):
+    from ptsnn.deploy.bundle_io import load_bundle
+    from ptsnn.deploy.run import chip_run, classify
+
+    bundle, wav = made
+    payload_file = saved_payloads(bundle, wav, tmp_path / "p")[1]
+    r = run_script(bundle / "run_loihi2.py", payload_file, "--sim", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    b = load_bundle(bundle)
+    payload = np.load(payload_file)
+    lava = chip_run(b, [payload], "lava", timeout_s=300)[0]
+    assert got["readout"] == lava["readout"].tolist() and got["steps"] == lava["steps"]
+    assert np.abs(lava["readout"]).max() > 0  # a silent readout would prove nothing
+    expect = classify(b, [payload], ["a"], "fast")[0]  # fast == Lava, bit for bit
+    assert got["label"] == expect.label and np.allclose(got["logits"], expect.logits, rtol=0, atol=1e-12)
