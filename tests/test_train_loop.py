@@ -270,3 +270,53 @@ def test_model_summary_paper_states_target():
         assert module in text
     res = CliRunner().invoke(app, ["model", "summary", "--config", "small", "--set", "model.hidden=64"])
     assert res.exit_code == 0 and "paper target" not in res.output
+
+
+# ------------------------------------------------------------------------------------- --valid-split
+def test_valid_split_choices_let_a_small_corpus_train(tmp_path):
+    from ptsnn.train.config import parse_valid_split
+
+    corpus, feats = make_corpus(per_class=2)  # 2 files per (speaker, label): the protocol's slice is empty
+    assert corpus.split(1)[1] == []
+    with pytest.raises(InputError, match="no validation utterances.*--valid-split fraction:0.1"):
+        train(load_config("small", TINY), corpus, tmp_path / "auto", fold=1, features=feats, progress=False,
+              console=quiet())
+
+    # fraction: a stratified share, never empty, every class still trains; seeded and deterministic
+    train_utts, valid_utts, test_utts = corpus.split(1, valid_by="fraction", valid_fraction=0.1, seed=0)
+    assert len(valid_utts) == 2 and {u.label for u in train_utts} == set(CLASSES)
+    assert corpus.split(1, valid_by="fraction", valid_fraction=0.1, seed=0)[1] == valid_utts
+    assert {u.speaker for u in test_utts} == {"spk0"} and not {u.utt_id for u in valid_utts} & {u.utt_id for u in train_utts}
+    other_seeds = {tuple(u.utt_id for u in corpus.split(1, valid_by="fraction", valid_fraction=0.1, seed=s)[1])
+                   for s in range(1, 6)}
+    assert len(other_seeds | {tuple(u.utt_id for u in valid_utts)}) > 1  # the seed picks the utterances
+    r = train(load_config("small", TINY + ["train.epochs=1", "train.valid_split=fraction:0.1"]), corpus,
+              tmp_path / "frac", fold=1, features=feats, progress=False, console=quiet())
+    assert r.float_valid is not None and r.float_valid.count == 2
+
+    # none: no validation, early stopping on the training loss, test still measured, QAT keeps its last epoch
+    cfg = load_config("small", TINY + ["train.epochs=3", "train.valid_split=none"])
+    r = train(cfg, corpus, tmp_path / "none", fold=1, qat=True, features=feats, progress=False, console=quiet())
+    losses = [h.train_loss for h in r.history if h.phase == "float"]
+    assert r.best_epoch == 1 + int(np.argmin(losses)) and all(h.valid is None for h in r.history)
+    assert r.float_valid is None and r.float_test is not None and r.best_qat_epoch == 1
+    saved = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert saved["float"]["valid"] is None and saved["float"]["test"]["ua"] is not None
+    assert saved["config"]["train"]["valid_split"] == "none"
+    model, _ = load_model(tmp_path / "none" / "qat.pt")
+    assert model.quantized
+
+    assert parse_valid_split("fraction:0.25") == ("fraction", 0.25) and parse_valid_split("Speaker")[0] == "speaker"
+    for bad in ("fraction:1.5", "fraction:x", "half"):
+        with pytest.raises(InputError, match="valid split"):
+            load_config("small", [f"train.valid_split={bad}"])
+
+
+def test_valid_split_on_a_fixed_split_without_valid_utterances(tmp_path):
+    corpus, feats = make_corpus()
+    no_valid = Corpus("toy", corpus.root, tuple(u for u in corpus.utterances if u.split != "valid"), CLASSES)
+    train_utts, valid_utts, _ = no_valid.split(valid_by="speaker")
+    assert {u.speaker for u in valid_utts} and len({u.speaker for u in valid_utts}) == 1
+    assert not {u.speaker for u in valid_utts} & {u.speaker for u in train_utts}
+    train_utts, valid_utts, _ = no_valid.split(valid_by="none")
+    assert valid_utts == [] and len(train_utts) == len([u for u in no_valid.utterances if u.split == "train"])

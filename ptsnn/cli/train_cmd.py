@@ -29,6 +29,11 @@ def train(
     all_folds: Annotated[bool, typer.Option("--all-folds", help="train every fold and average")] = False,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="shortcut for --set train.epochs=N")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="shortcut for --set train.seed=N")] = None,
+    valid_split: Annotated[Optional[str], typer.Option(
+        "--valid-split", metavar="auto|speaker|fraction:F|none",
+        help="how validation is formed: auto (the corpus protocol), speaker (one held-out training speaker), "
+             "fraction:0.1 (a share of the training utterances, stratified by label: for small corpora) or none "
+             "(early stopping on the training loss); shortcut for --set train.valid_split=...")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(
         "--cache-dir", help="feature cache (default: $PTSNN_CACHE_DIR or ~/.cache/ptsnn/features)")] = None,
     synthetic_dir: Annotated[Optional[Path], typer.Option(
@@ -36,8 +41,8 @@ def train(
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
-    """Train PTS-SNN: float training with early stopping on validation UA, then (--qat) quantization-aware
-    fine-tuning. Writes OUT/float.pt, OUT/qat.pt and OUT/metrics.json (per fold: OUT/fold<N>/)."""
+    """Train PTS-SNN: float training with early stopping on validation UA (on the training loss with
+    --valid-split none), then (--qat) quantization-aware fine-tuning. Writes OUT/float.pt, OUT/qat.pt and OUT/metrics.json (per fold: OUT/fold<N>/)."""
     from ptsnn.data.corpora import load_corpus
     from ptsnn.train import distributed as D
     from ptsnn.train.config import load_config
@@ -49,6 +54,8 @@ def train(
         items.append(f"train.epochs={epochs}")
     if seed is not None:
         items.append(f"train.seed={seed}")
+    if valid_split is not None:
+        items.append(f"train.valid_split={valid_split}")
     cfg = load_config(config, items)
     if fold is not None and all_folds:
         raise InputError("--fold and --all-folds exclude each other")

@@ -24,7 +24,7 @@ SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "validation
 # With fewer training speakers than this, holding one out for validation costs too much training data
 # (CASIA: 3 left, EMOVO: 5 left), so validation is a stratified slice of utterances instead.
 MIN_SPEAKERS_FOR_SPEAKER_VALID = 6
-ValidBy = Literal["auto", "speaker", "utterance", "none"]
+ValidBy = Literal["auto", "speaker", "utterance", "fraction", "none"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Corpus:
         return any(u.split is not None for u in self.utterances)
 
     def split(
-        self, fold: int | None = None, *, valid_by: ValidBy = "auto", valid_fraction: float = 0.1
+        self, fold: int | None = None, *, valid_by: ValidBy = "auto", valid_fraction: float = 0.1, seed: int = 0
     ) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
         """Return ``(train, valid, test)``.
 
@@ -115,15 +115,27 @@ class Corpus:
         that fold's utterances and validation comes from the remaining ones: one held-out speaker when at
         least :data:`MIN_SPEAKERS_FOR_SPEAKER_VALID` training speakers exist (``valid_by="auto"``), else a
         per-(speaker, label) stratified ``valid_fraction`` of utterances.
+
+        Other choices (``ptsnn train --valid-split``), from the non-test utterances (with a fixed split: its
+        train and valid parts together): ``"speaker"`` one held-out speaker; ``"fraction"`` a
+        ``valid_fraction`` share stratified by label and spread over speakers (:func:`stratified_share`,
+        ordered by ``seed``); ``"none"`` no validation (everything not test trains). Deterministic.
         """
+        if valid_by not in ("auto", "speaker", "utterance", "fraction", "none"):
+            raise InputError(f"{self.name}: valid_by must be auto, speaker, utterance, fraction or none, "
+                             f"not {valid_by!r}")
         if fold is None:
-            return self._fixed_split()
-        if fold not in self._by_fold:
-            raise InputError(f"{self.name}: no fold {fold!r} (folds: {self.folds() or 'none'})")
-        test = list(self._by_fold[fold])
-        test_ids = {u.utt_id for u in test}
-        pool = [u for u in self.utterances if u.utt_id not in test_ids]
-        valid_ids = self._pick_valid(fold, pool, valid_by, valid_fraction)
+            train, valid, test = self._fixed_split()
+            if valid_by == "auto":
+                return train, valid, test
+            pool = [u for u in self.utterances if u.split in ("train", "valid")]
+        else:
+            if fold not in self._by_fold:
+                raise InputError(f"{self.name}: no fold {fold!r} (folds: {self.folds() or 'none'})")
+            test = list(self._by_fold[fold])
+            test_ids = {u.utt_id for u in test}
+            pool = [u for u in self.utterances if u.utt_id not in test_ids]
+        valid_ids = self._pick_valid(fold, pool, valid_by, valid_fraction, seed)
         train = [u for u in pool if u.utt_id not in valid_ids]
         valid = [u for u in pool if u.utt_id in valid_ids]
         return train, valid, test
@@ -137,18 +149,21 @@ class Corpus:
                 parts[utt.split].append(utt)
         return parts["train"], parts["valid"], parts["test"]
 
-    def _pick_valid(self, fold: int, pool: Sequence[Utterance], valid_by: ValidBy, fraction: float) -> set[str]:
+    def _pick_valid(self, fold: int | None, pool: Sequence[Utterance], valid_by: ValidBy, fraction: float,
+                    seed: int = 0) -> set[str]:
         if valid_by == "none" or not pool:
             return set()
+        if valid_by == "fraction":
+            return stratified_share(pool, fraction, seed)
         speakers = sorted({u.speaker for u in pool})
         if valid_by == "speaker" or (valid_by == "auto" and len(speakers) >= MIN_SPEAKERS_FOR_SPEAKER_VALID):
             if len(speakers) < 2:
-                raise InputError(f"{self.name}: fold {fold} leaves {len(speakers)} training speaker(s); "
-                                 "cannot hold one out for validation")
-            speaker = self._valid_speaker(fold, speakers)
+                where = f"fold {fold}" if fold is not None else "the train/valid split"
+                raise InputError(f"{self.name}: {where} leaves {len(speakers)} training speaker(s); "
+                                 "cannot hold one out for validation (choose a fraction of utterances or none)")
+            speaker = (self._valid_speaker(fold, speakers) if fold is not None
+                       else min(speakers, key=lambda s: stable_rank(f"{seed}/{s}")))
             return {u.utt_id for u in pool if u.speaker == speaker}
-        if valid_by not in ("auto", "utterance"):
-            raise InputError(f"{self.name}: valid_by must be auto, speaker, utterance or none, not {valid_by!r}")
         return _stratified_slice(pool, fraction)
 
     def _valid_speaker(self, fold: int, pool_speakers: list[str]) -> str:
@@ -172,6 +187,39 @@ def _stratified_slice(pool: Sequence[Utterance], fraction: float) -> set[str]:
         members = sorted(members, key=lambda u: stable_rank(u.utt_id))
         chosen.update(u.utt_id for u in members[:n])
     return chosen
+
+
+def stratified_share(pool: Sequence[Utterance], fraction: float, seed: int = 0) -> set[str]:
+    """About ``fraction`` of ``pool`` (at least one utterance) for validation: per label its share (largest
+    remainders round), each label keeping at least one training utterance; within a label, speakers take turns
+    (so validation spans speakers) in an order fixed by ``seed``. Made for small corpora, where the per-(speaker,
+    label) slice of :func:`_stratified_slice` rounds to nothing."""
+    by_label: dict[str, list[Utterance]] = defaultdict(list)
+    for utt in pool:
+        by_label[utt.label].append(utt)
+    labels = sorted(by_label)
+    quota = {lab: fraction * len(by_label[lab]) for lab in labels}
+    room = {lab: len(by_label[lab]) - 1 for lab in labels}
+    take = {lab: min(room[lab], math.floor(quota[lab])) for lab in labels}
+    missing = max(1, math.floor(fraction * len(pool) + 0.5)) - sum(take.values())
+    by_remainder = sorted(labels, key=lambda lab: (take[lab] - quota[lab], lab))
+    while missing > 0 and any(take[lab] < room[lab] for lab in labels):
+        for lab in by_remainder:
+            if missing > 0 and take[lab] < room[lab]:
+                take[lab] += 1
+                missing -= 1
+    chosen: set[str] = set()
+    for lab in labels:
+        chosen.update(u.utt_id for u in _speakers_in_turn(by_label[lab], seed)[: take[lab]])
+    return chosen
+
+
+def _speakers_in_turn(utts: Sequence[Utterance], seed: int) -> list[Utterance]:
+    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for utt in sorted(utts, key=lambda u: stable_rank(f"{seed}/{u.utt_id}")):
+        by_speaker[utt.speaker].append(utt)
+    queues = [by_speaker[s] for s in sorted(by_speaker, key=lambda s: stable_rank(f"{seed}/{s}"))]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def leave_one_speaker_out(utterances: Iterable[Utterance], speaker_order: Sequence[str]) -> list[Utterance]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,37 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     rate_reg: float = 0.0  # optional firing-rate regulariser weight
+    # How validation is formed (see parse_valid_split): auto | speaker | fraction:<0..1> | none
+    valid_split: str = "auto"
+
+
+VALID_SPLITS = "auto, speaker, fraction:<share> (e.g. fraction:0.1) or none"
+
+
+def parse_valid_split(value: str) -> tuple[str, float]:
+    """``train.valid_split`` -> ``(mode, fraction)`` for :meth:`ptsnn.data.corpus.Corpus.split`.
+
+    * ``auto``: the corpus's protocol (its fixed valid split, or per fold one held-out speaker, or a 10 %
+      utterance slice when fewer than 6 training speakers remain);
+    * ``speaker``: one held-out training speaker;
+    * ``fraction:F``: a share F of the training utterances, stratified by label and spread over speakers;
+      never empty while a class has two utterances, and every class keeps training utterances;
+    * ``none``: no validation; early stopping on the training loss (``train.patience``; set it to
+      ``train.epochs`` for a fixed epoch count).
+    """
+    text = str(value).strip().lower()
+    if text in ("auto", "speaker", "none"):
+        return text, 0.0
+    kind, sep, share = text.partition(":")
+    if kind == "fraction" and sep:
+        try:
+            fraction = float(share)
+        except ValueError:
+            fraction = math.nan
+        if 0.0 < fraction < 1.0:
+            return "fraction", fraction
+        raise InputError(f"valid split {value!r}: the share must be a number between 0 and 1 (exclusive)")
+    raise InputError(f"valid split {value!r}: choose {VALID_SPLITS}")
 
 
 @dataclass
@@ -162,4 +194,5 @@ def load_config(name_or_path: str = "small", overrides: list[str] | tuple[str, .
             raise InputError(f"override {item!r}: expected key=value")
         _set_dotted(cfg, key.strip(), raw.strip())
     cfg.model.validate()
+    parse_valid_split(cfg.train.valid_split)
     return cfg

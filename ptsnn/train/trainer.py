@@ -37,7 +37,7 @@ from ptsnn.data.corpus import Corpus
 from ptsnn.errors import InputError
 from ptsnn.train import distributed as D
 from ptsnn.train.checkpoint import save_checkpoint, write_json
-from ptsnn.train.config import Config
+from ptsnn.train.config import Config, parse_valid_split
 from ptsnn.train.dataset import Collate, FeatureDataset, LengthSortedSampler, init_batch, prepare_features
 from ptsnn.train.metrics import ClassificationMetrics, chance_levels, compute_metrics, confusion_table
 
@@ -57,7 +57,7 @@ class EpochRecord:
     epoch: int  # 1-based; QAT epoch 0 = post-training quantization, before any fine-tuning
     train_loss: float | None
     lr: float | None
-    valid: dict  # ClassificationMetrics.to_dict()
+    valid: dict | None  # ClassificationMetrics.to_dict(); None without a validation split
     rates: dict[str, float]
     seconds: float
     best: bool = False
@@ -209,6 +209,15 @@ def evaluate(model: torch.nn.Module, dataset: FeatureDataset, classes: Sequence[
     return compute_metrics(y_true, y_pred, classes), rates
 
 
+def _validate(model, datasets: dict[str, FeatureDataset], classes, batch_size: int, ctx):
+    """Validation metrics and firing rates; without a validation split (``--valid-split none``) no metrics,
+    and the rates (for the warnings) measured on the training data."""
+    if len(datasets["valid"]):
+        return evaluate(model, datasets["valid"], classes, batch_size, ctx)
+    _, rates = evaluate(model, datasets["train"], classes, batch_size, ctx)
+    return None, rates
+
+
 # --------------------------------------------------------------------------------------------------- train
 class _Run:
     """State of one training run (one split)."""
@@ -257,7 +266,7 @@ class _Run:
         return float(total[0] / total[1]) if float(total[1]) else math.nan
 
     def report_epoch(self, rec: EpochRecord, epochs: int) -> list[str]:
-        v = rec.valid
+        v = rec.valid or {"wa": None, "ua": None, "macro_f1": None}
         problems = rate_problems(rec.rates)
         lo = min(rec.rates, key=rec.rates.get) if rec.rates else "-"
         hi = max(rec.rates, key=rec.rates.get) if rec.rates else "-"
@@ -312,12 +321,15 @@ def train(cfg: Config, corpus: Corpus, out_dir: str | Path, *, fold: int | None 
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
         fe = frontend if frontend is not None else build_frontend(dict(cfg.frontend))
-        train_utts, valid_utts, test_utts = corpus.split(fold)
+        valid_by, share = parse_valid_split(cfg.train.valid_split)
+        train_utts, valid_utts, test_utts = corpus.split(fold, valid_by=valid_by, valid_fraction=share or 0.1,
+                                                         seed=cfg.train.seed)
         if not train_utts:
             raise InputError(f"{corpus.name}: the split{_fold_txt(fold)} has no training utterances")
-        if not valid_utts:
-            raise InputError(f"{corpus.name}: the split{_fold_txt(fold)} has no validation utterances "
-                             "(needed for early stopping)")
+        if not valid_utts and valid_by != "none":
+            raise InputError(f"{corpus.name}: the split{_fold_txt(fold)} has no validation utterances (needed for "
+                             "early stopping); for a small corpus choose --valid-split fraction:0.1 (a share of the "
+                             "training utterances) or --valid-split none (early stopping on the training loss)")
         if features is None:
             needed = [*train_utts, *valid_utts, *test_utts]
             if ctx.is_main:  # rank 0 fills the cache, the others then read it
@@ -376,42 +388,51 @@ def _fit(cfg: Config, corpus: Corpus, fe, datasets: dict[str, FeatureDataset], r
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     kind = str(getattr(tc, "schedule", DEFAULT_SCHEDULE))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, make_schedule(kind, tc.epochs * steps, steps, tc.epochs))
-    best_ua, best_state, stale = -math.inf, None, 0
+    # The score early stopping follows: validation UA, or (no validation split) minus the training loss.
+    validated = len(datasets["valid"]) > 0
+    criterion = "validation UA" if validated else "training loss"
+    best_score, best_state, stale = -math.inf, None, 0
     problems_seen: set[str] = set()
     for epoch in range(1, tc.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         loss = run.train_epoch(net, datasets["train"], collate, epoch, opt, sched, f"float {epoch}/{tc.epochs}")
-        metrics, rates = evaluate(model, datasets["valid"], classes, tc.batch_size, ctx)
-        improved = metrics.ua > best_ua + 1e-12
-        rec = EpochRecord("float", epoch, loss, lr, metrics.to_dict(), rates, time.perf_counter() - t0, improved)
+        metrics, rates = _validate(model, datasets, classes, tc.batch_size, ctx)
+        score = metrics.ua if validated else -loss
+        improved = score > best_score + 1e-12
+        rec = EpochRecord("float", epoch, loss, lr, metrics.to_dict() if metrics else None, rates,
+                          time.perf_counter() - t0, improved)
         result.history.append(rec)
         problems_seen.update(p.split(" (")[0] for p in run.report_epoch(rec, tc.epochs))
         if improved:
-            best_ua, stale = metrics.ua, 0
+            best_score, stale = score, 0
             best_state = copy.deepcopy(model.state_dict())
             result.best_epoch, result.float_valid = epoch, metrics
             if ctx.is_main:
                 save_checkpoint(float_path, model, cfg, label_map, spec,
-                                {"phase": "float", "epoch": epoch, "valid": metrics.to_dict(), "rates": rates})
+                                {"phase": "float", "epoch": epoch, "valid": rec.valid, "rates": rates})
         else:
             stale += 1
             if stale >= tc.patience:
-                console.print(f"early stop: no validation UA gain in {tc.patience} epochs "
-                              f"(best {100 * best_ua:.1f} % at epoch {result.best_epoch})", highlight=False, soft_wrap=True)
+                best = f"{100 * best_score:.1f} %" if validated else f"loss {-best_score:.3f}"
+                console.print(f"early stop: no {criterion} gain in {tc.patience} epochs "
+                              f"(best {best} at epoch {result.best_epoch})", highlight=False, soft_wrap=True)
                 break
     result.warnings += sorted(f"float: {p}" for p in problems_seen)
     model.load_state_dict(best_state)
     result.checkpoints["float"] = float_path
     best_rates = result.history[result.best_epoch - 1].rates
-    console.print(rates_table(best_rates, f"firing rates, float epoch {result.best_epoch} (validation)"))
-    console.print(confusion_table(result.float_valid, f"float, validation (epoch {result.best_epoch})"))
+    where = "validation" if validated else "training data"
+    console.print(rates_table(best_rates, f"firing rates, float epoch {result.best_epoch} ({where})"))
+    if validated:
+        console.print(confusion_table(result.float_valid, f"float, validation (epoch {result.best_epoch})"))
     if len(datasets["test"]):
         result.float_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
         console.print(confusion_table(result.float_test, "float, test"))
     if ctx.is_main:
         save_checkpoint(float_path, model, cfg, label_map, spec, {
-            "phase": "float", "epoch": result.best_epoch, "valid": result.float_valid.to_dict(),
+            "phase": "float", "epoch": result.best_epoch,
+            "valid": result.float_valid.to_dict() if result.float_valid else None,
             "test": result.float_test.to_dict() if result.float_test else None, "chance": result.chance})
 
     # ------------------------------------------------------------------ quantization-aware fine-tuning
@@ -426,12 +447,16 @@ def _qat(cfg: Config, run: _Run, model, net, datasets, result: TrainResult, clas
     model.quantize()
     D.broadcast_module(model, ctx)
     t0 = time.perf_counter()
-    metrics, rates = evaluate(model, datasets["valid"], classes, tc.batch_size, ctx)
+    validated = len(datasets["valid"]) > 0
+    metrics, rates = _validate(model, datasets, classes, tc.batch_size, ctx)
     result.ptq_valid = metrics
-    rec = EpochRecord("qat", 0, None, None, metrics.to_dict(), rates, time.perf_counter() - t0, True)
+    rec = EpochRecord("qat", 0, None, None, metrics.to_dict() if metrics else None, rates, time.perf_counter() - t0,
+                      True)
     result.history.append(rec)
     problems: set[str] = set(p.split(" (")[0] for p in run.report_epoch(rec, tc.qat_epochs))
-    best_ua, best_state, best_epoch = metrics.ua, copy.deepcopy(model.state_dict()), 0
+    # Without validation, the fine-tuned model is the last epoch's (a fixed qat_epochs count).
+    best_ua = metrics.ua if validated else -math.inf
+    best_state, best_epoch = copy.deepcopy(model.state_dict()), 0
     best_rates = rates
     if tc.qat_epochs > 0:
         collate = Collate(tc.max_frames, train=True, seed=tc.seed + 1)
@@ -443,31 +468,35 @@ def _qat(cfg: Config, run: _Run, model, net, datasets, result: TrainResult, clas
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
             loss = run.train_epoch(net, datasets["train"], collate, epoch, opt, sched, f"qat {epoch}/{tc.qat_epochs}")
-            metrics, rates = evaluate(model, datasets["valid"], classes, tc.batch_size, ctx)
-            improved = metrics.ua > best_ua + 1e-12
-            rec = EpochRecord("qat", epoch, loss, lr, metrics.to_dict(), rates, time.perf_counter() - t0, improved)
+            metrics, rates = _validate(model, datasets, classes, tc.batch_size, ctx)
+            improved = metrics.ua > best_ua + 1e-12 if validated else True
+            rec = EpochRecord("qat", epoch, loss, lr, metrics.to_dict() if metrics else None, rates,
+                              time.perf_counter() - t0, improved)
             result.history.append(rec)
             problems.update(p.split(" (")[0] for p in run.report_epoch(rec, tc.qat_epochs))
             if improved:
-                best_ua, best_state, best_epoch, best_rates = metrics.ua, copy.deepcopy(model.state_dict()), epoch, rates
+                best_ua = metrics.ua if validated else best_ua
+                best_state, best_epoch, best_rates = copy.deepcopy(model.state_dict()), epoch, rates
     for r in result.history:
         if r.phase == "qat":
             r.best = r.epoch == best_epoch
     model.load_state_dict(best_state)
     result.best_qat_epoch = best_epoch
-    result.qat_valid = next(ClassificationMetrics.from_dict(r.valid) for r in result.history
-                            if r.phase == "qat" and r.epoch == best_epoch)
+    result.qat_valid = next((ClassificationMetrics.from_dict(r.valid) for r in result.history
+                             if r.phase == "qat" and r.epoch == best_epoch and r.valid), None)
     result.warnings += sorted(f"qat: {p}" for p in problems)
-    console.print(rates_table(best_rates, f"firing rates, QAT epoch {best_epoch} (validation)"))
-    console.print(confusion_table(result.qat_valid, f"QAT, validation (epoch {best_epoch})"))
+    where = "validation" if validated else "training data"
+    console.print(rates_table(best_rates, f"firing rates, QAT epoch {best_epoch} ({where})"))
+    if validated:
+        console.print(confusion_table(result.qat_valid, f"QAT, validation (epoch {best_epoch})"))
     if len(datasets["test"]):
         result.qat_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
         console.print(confusion_table(result.qat_test, "QAT, test"))
     if ctx.is_main:
         save_checkpoint(qat_path, model, cfg, label_map, spec, {
-            "phase": "qat", "epoch": best_epoch, "valid": result.qat_valid.to_dict(),
+            "phase": "qat", "epoch": best_epoch, "valid": result.qat_valid.to_dict() if result.qat_valid else None,
             "test": result.qat_test.to_dict() if result.qat_test else None, "chance": result.chance,
-            "ptq_valid": result.ptq_valid.to_dict()})
+            "ptq_valid": result.ptq_valid.to_dict() if result.ptq_valid else None})
     result.checkpoints["qat"] = qat_path
 
 
@@ -480,8 +509,9 @@ def _print_summary(console: Console, r: TrainResult) -> None:
     table.add_row("chance", _fmt(r.chance["valid"]["wa"]), _fmt(r.chance["valid"]["ua"]),
                   _fmt(r.chance["test"]["wa"]), _fmt(r.chance["test"]["ua"]))
     for name, v, t in (("float", r.float_valid, r.float_test), ("QAT", r.qat_valid, r.qat_test)):
-        if v is not None:
-            table.add_row(name, _fmt(v.wa), _fmt(v.ua), _fmt(t.wa if t else None), _fmt(t.ua if t else None))
+        if v is not None or t is not None:
+            table.add_row(name, _fmt(v.wa if v else None), _fmt(v.ua if v else None), _fmt(t.wa if t else None),
+                          _fmt(t.ua if t else None))
     console.print(table)
     if r.warnings:
         console.print("[yellow]warnings:[/] " + "; ".join(r.warnings), highlight=False, soft_wrap=True)
