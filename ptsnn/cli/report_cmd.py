@@ -66,11 +66,9 @@ def report(
         table.add_row(name + ("*" if e["uses_proxy"] else ""), u(e["per_utterance_pj"]), u(s["host_pj"]),
                       u(s["total_pj"]), "-" if lat["per_utterance_us"] is None else f"{lat['per_utterance_us'] / 1e3:.4g}",
                       "-" if p["cores_total"] is None else str(p["cores_total"]), ", ".join(e["not_modelled"]))
-    for name, u in d["not_fitting"].items():
-        table.add_row(name, *["-"] * 5, f"does not fit: {u['rule']}")
     console.print(table)
-    for name, u in d["not_fitting"].items():
-        console.print(f"{name} does not fit: {u['message']}", highlight=False, markup=False)
+    for name, u in d["not_fitting"].items():  # no figures for hardware the model cannot be mapped to
+        console.print(f"{name}: does not fit: {u['rule']} ({u['message']})", highlight=False, markup=False)
     paper = d["estimate"]["paper"]
     if paper is not None:
         ref = paper["reference"]
