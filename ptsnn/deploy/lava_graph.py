@@ -10,6 +10,9 @@ Lava sums) and ``Conv`` per convolution group (the IR's flat (C, H, W) populatio
 ports through reshape/transpose ports). Every host input is a ``RingBuffer`` source; every population and
 accumulator gets a ``RingBuffer`` sink, so every layer can be compared, and LIF voltages are read after the run.
 
+The bundle's Loihi 2 script (``ptsnn/convert/run_loihi2.py``, no ptsnn inside) builds the same processes
+from the chip IR on its own: keep the two in step (``tests/test_loihi2_script.py`` compares their readouts).
+
 Run it only inside a child process (``ptsnn.deploy.lava_runner``): Lava's runtime forks processes of its own.
 """
 
