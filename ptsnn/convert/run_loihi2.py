@@ -65,6 +65,11 @@ def load_graph(bundle: Path) -> dict:
         g = json.loads(structure_path.read_text())
         if g.get("format") != "ptsnn-chip-ir":
             raise ScriptError(f"{structure_path}: format is {g.get('format')!r}, not 'ptsnn-chip-ir'")
+        unsupported = [f"{x['name']} ({x['kind']})" for x in [*g["populations"], *g["synapses"]]
+                       if x.get("kind", "cuba") not in ("cuba", "dense")]
+        if unsupported:
+            raise ScriptError(f"{structure_path}: {', '.join(unsupported[:3])}: this script builds CUBA populations "
+                              "and dense synapse groups only")
         with h5py.File(arrays_path, "r") as f:
             for p in g["populations"]:
                 p["bias"] = np.asarray(f[p["bias"]][()], np.int64)
@@ -177,12 +182,12 @@ def build(graph: dict, payload: np.ndarray, steps: int, lava: dict):
             raise ScriptError(f"synapses {edge['name']}: weights outside what Lava's 8-bit Dense holds exactly "
                               f"({int(edge['weight'].min())}..{int(edge['weight'].max())}); not supported here")
         weight, delay = edge["weight"].astype(np.int32), edge["delay"].astype(int)
-        nbits = bits.get(edge["source"], 0)
+        common = dict(weights=weight, weight_exp=int(edge.get("weight_exp", 0)),
+                      num_message_bits=bits.get(edge["source"], 0), name=edge["name"])
         if delay.any():
-            syn = lava["DelayDense"](weights=weight, delays=delay, max_delay=int(delay.max()),
-                                     num_message_bits=nbits, name=edge["name"])
+            syn = lava["DelayDense"](delays=delay, max_delay=int(delay.max()), **common)
         else:
-            syn = lava["Dense"](weights=weight, num_message_bits=nbits, name=edge["name"])
+            syn = lava["Dense"](**common)
         out_ports[edge["source"]].connect(syn.s_in)
         syn.a_out.connect(in_ports[edge["target"]])
     sink = lava["Sink"](shape=(acc["size"],), buffer=steps)
