@@ -34,15 +34,19 @@ def made(tmp_path_factory):
     return bundle, wav
 
 
-def saved_payloads(bundle, wav, out):
+def invoke_run(bundle, wav, out):
     from ptsnn.cli._app import new_app
     from ptsnn.cli.deploy_cmd import run
 
     app = new_app("t", "test")
     app.command("run")(run)
     app.command("noop")(lambda: None)
-    r = CliRunner().invoke(app, ["run", str(bundle), str(wav), str(wav), "--backend", "fast",
-                                 "--save-payloads", str(out)])
+    return CliRunner().invoke(app, ["run", str(bundle), str(wav), str(wav), "--backend", "fast",
+                                    "--save-payloads", str(out)])
+
+
+def saved_payloads(bundle, wav, out):
+    r = invoke_run(bundle, wav, out)
     assert r.exit_code == 0, (r.output, r.exception)
     return sorted(out.glob("*.npy"))
 
@@ -65,6 +69,10 @@ def test_usage_and_one_line_errors(made, tmp_path):
     assert [p.name for p in payloads] == ["a-2.npy", "a.npy"]  # one per utterance, repeated stems numbered
     p = np.load(payloads[1])
     assert p.dtype == np.int64 and p.ndim == 2 and p.shape[1] == 16 and np.abs(p).max() > 0
+    from ptsnn.errors import InputError
+
+    r = invoke_run(bundle, wav, wav / "sub")  # a folder inside a file
+    assert isinstance(r.exception, InputError) and "--save-payloads" in str(r.exception)
     r = run_script(script, payloads[1])  # hardware run without lava-loihi
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "lava-loihi" in r.stderr and not r.stdout
     np.save(tmp_path / "bad.npy", np.zeros((5, 3)))

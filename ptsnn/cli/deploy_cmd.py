@@ -29,7 +29,10 @@ def save_payloads(out_dir: Path, names: list[str], payloads: list) -> list[Path]
 
     from ptsnn.fileio import atomic_write_bytes
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--save-payloads {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
     written, used = [], set()
     for name, payload in zip(names, payloads):
         stem, k = Path(name).stem or "utterance", 1
