@@ -356,14 +356,15 @@ def check_hdf5(path: str | os.PathLike, what: str = "HDF5 file") -> Path:
 # ---------------------------------------------------------------------------------------------- schemas
 def describe_validation(exc) -> str:
     """A pydantic ``ValidationError`` as ``dotted.field: problem (got value)``, one line, first error."""
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    unknown = ("extra_forbidden", "unexpected_keyword_argument")
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] not in unknown)
     err = errors[0]
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     got = err.get("input")
     shown = repr(got)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    if kind == "extra_forbidden":
+    if kind in unknown:
         problem = "unknown field (not part of the schema)"
     elif kind == "missing":
         problem = "missing required field"
