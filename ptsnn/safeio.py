@@ -223,7 +223,7 @@ def _npy_header(f, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         else:
             raise ValueError(f"unsupported .npy version {version}")
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise InputError(f"{where}: not a .npy array ({' '.join(str(exc).split())[:120] or type(exc).__name__})") \
+        raise InputError(f"{where}: not a readable .npy array ({' '.join(str(exc).split())[:120] or type(exc).__name__})") \
             from None
     if dtype.hasobject:
         raise InputError(f"{where}: holds Python objects (dtype {dtype}); refused (only numeric arrays load)")
