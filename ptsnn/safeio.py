@@ -284,11 +284,11 @@ def load_npz(path: str | os.PathLike, what: str = "archive", *, kinds: str = "bi
                              f"{_size(lim.max_total_bytes)} (PTSNN_MAX_TOTAL_BYTES)")
         for info in infos:
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if wanted is not None and key not in wanted:
-                continue
             where = f"{p}: array {key!r}"
             if not info.filename.endswith(".npy"):
-                raise InputError(f"{where}: archive member is not an .npy array")
+                raise InputError(f"{where}: archive member is not an .npy array (np.savez writes only .npy)")
+            if wanted is not None and key not in wanted:
+                continue
             if info.file_size > lim.max_array_bytes:
                 raise InputError(f"{where}: member of {_size(info.file_size)} is above the limit of "
                                  f"{_size(lim.max_array_bytes)} (PTSNN_MAX_ARRAY_BYTES)")

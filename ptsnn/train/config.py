@@ -256,7 +256,10 @@ def load_config(name_or_path: str = "small", overrides: list[str] | tuple[str, .
         base_name = data.pop("base", "small")
         if not isinstance(base_name, str):
             raise InputError(f"{path}: base must be a preset name (small, paper)")
-        merged = preset(base_name).to_dict()
+        try:
+            merged = preset(base_name).to_dict()
+        except InputError as exc:
+            raise InputError(f"{path}: base: {exc}") from None
         for section in ("model", "train", "frontend"):
             part = data.get(section, {})
             if not isinstance(part, dict):
