@@ -222,6 +222,8 @@ def _npy_header(f, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy version {version}")
+    except zipfile.BadZipFile:
+        raise  # a CRC mismatch inside an .npz member: load_npz names it as damage
     except Exception as exc:  # numpy parses the header with ast/tokenize: ValueError, SyntaxError, TokenError...
         raise InputError(f"{where}: not a readable .npy array ({' '.join(str(exc).split())[:120] or type(exc).__name__})") \
             from None

@@ -239,13 +239,13 @@ def _calibration_cases() -> list[Case]:
         ("bitflip_member", _flip_npz, "damaged"),
         ("non_npy_member", lambda d: _zip(d, {"features.txt": b"1,2,3"}), "not an .npy"),
         ("npy_not_npz", lambda d: _npy_file(d, "single.npz", f), None),
-        ("empty_folder", lambda d: (d / "emptydir").mkdir(parents=True) or d / "emptydir", "no .npy"),
+        ("empty_folder", lambda d: (d / "emptydir").mkdir(parents=True) or d / "emptydir", "no audio or .npy"),
         ("folder_nan", _calib_dir("dnan", nan[0]), "NaN"),
         ("folder_3d", _calib_dir("d3", f), "2-D"),
-        ("folder_wrong_dim", _calib_dir("ddim", ok2[:, :3]), "expected [T, 8]"),
+        ("folder_wrong_dim", _calib_dir("ddim", ok2[:, :3]), "expected [frames, 8]"),
         ("folder_object", _calib_dir("dobj", obj, pickled=True), "objects"),
         ("folder_truncated", lambda d: _trunc_npy_dir(d, ok2), "truncated"),
-        ("unknown_suffix", lambda d: _write(d / "calib.txt", "1 2 3"), "expected an .npz"),
+        ("unknown_suffix", lambda d: _write(d / "calib.txt", "1 2 3"), "or an .npz"),
     ]
     return cases
 

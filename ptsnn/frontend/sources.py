@@ -101,7 +101,7 @@ def _npz_features(path: Path, what: str) -> list[np.ndarray]:
     arr = z["features"]
     lengths = z["lengths"] if "lengths" in z else np.full(arr.shape[0], arr.shape[1] if arr.ndim > 1 else 0)
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"{what} {path}: features {arr.shape} {arr.dtype}, expected a real [B, T, F] array")
+        raise InputError(f"{what} {path}: features of shape {arr.shape} ({arr.dtype}), expected [B, T, F]")
     lengths = np.asarray(lengths)
     if lengths.shape != (arr.shape[0],) or not np.issubdtype(lengths.dtype, np.integer) \
             or lengths.min(initial=1) < 1 or lengths.max(initial=0) > arr.shape[1]:
