@@ -51,7 +51,7 @@ class ModelConfig:
     prompts: Annotated[int, Field(strict=True, ge=1, le=4096)] = 4  # learnable soft prompts (query vectors)
     # blocks after the attention whose neurons get prompt-driven bias current
     calibrated_blocks: Annotated[int, Field(strict=True, ge=0, le=256)] = 1
-    threshold: Real(gt=0, le=1e6) = 1.0  # PLIF threshold (float units)
+    threshold: Real(gt=0, le=1e9) = 1.0  # PLIF threshold (float units)
     tau_init: Real(gt=1, le=1e6) = 4.0  # PLIF initial membrane time constant: decay factor sigmoid(w) = 1 / tau
     context_tau_init: Real(gt=1, le=1e6) = 32.0  # slower leak of the context (prompt state) neurons
     surrogate: Annotated[str, Field(strict=True)] = "atan"  # atan | sigmoid | triangle
@@ -107,8 +107,8 @@ class TrainConfig:
     # quantization-aware fine-tuning epochs after float training (with --qat)
     qat_epochs: Annotated[int, Field(strict=True, ge=0, le=100_000)] = 3
     batch_size: Annotated[int, Field(strict=True, ge=1, le=65_536)] = 16
-    lr: Real(gt=0, le=10) = 2e-3
-    qat_lr: Real(gt=0, le=10) = 5e-4
+    lr: Real(ge=0, le=10) = 2e-3  # 0 is allowed: a frozen run (tests of early stopping use it)
+    qat_lr: Real(ge=0, le=10) = 5e-4
     weight_decay: Real(ge=0, le=10) = 1e-2
     patience: Annotated[int, Field(strict=True, ge=0, le=100_000)] = 8  # early stopping on validation UA (noisy: one speaker)
     max_frames: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 100  # crop long utterances in training (2 s at 50 Hz)
