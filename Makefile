@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo smoke test test-all clean
+.PHONY: setup demo smoke test test-all fuzz clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -24,6 +24,12 @@ test: setup
 # everything, the slow Lava runs included
 test-all: setup
 	@bash scripts/run_tests.sh -m "slow or not slow"
+
+# fuzz every reader with fresh random inputs (hypothesis): FUZZ_EXAMPLES per reader and test, about
+# 7 minutes for the default 1000 on 2 cores (the default test run does 20, derandomised); see docs/security.md
+FUZZ_EXAMPLES ?= 1000
+fuzz: setup
+	PTSNN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PTSNN_FUZZ_RANDOM=1 bash scripts/run_tests.sh tests/test_fuzz_readers.py -q -s
 
 clean:
 	rm -rf runs .pytest_cache

@@ -246,9 +246,9 @@ def test_newer_format_version(tmp_path, saved):
 
 def test_invalid_config(tmp_path, saved):
     p = _tamper(tmp_path, saved, lambda o: o["config"]["model"].__setitem__("hidden", 0))
-    assert_one_line_error(p, "hidden must be >= 1")
+    assert_one_line_error(p, "model.hidden: input should be greater than or equal to 1")
     p = _tamper(tmp_path, saved, lambda o: o["config"]["model"].__setitem__("bogus_field", 1))
-    assert_one_line_error(p, "invalid config")
+    assert_one_line_error(p, "model.bogus_field: unknown field")
 
 
 def test_quantized_flag_must_agree(tmp_path, saved):

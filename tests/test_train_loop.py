@@ -320,3 +320,24 @@ def test_valid_split_on_a_fixed_split_without_valid_utterances(tmp_path):
     assert not {u.speaker for u in valid_utts} & {u.speaker for u in train_utts}
     train_utts, valid_utts, _ = no_valid.split(valid_by="none")
     assert valid_utts == [] and len(train_utts) == len([u for u in no_valid.utterances if u.split == "train"])
+
+
+def test_same_seed_gives_byte_identical_checkpoints(tmp_path):
+    """Two seeded runs (float + QAT) write the same checkpoint bytes; metrics.json differs only in timings and
+    in the paths of the two output folders."""
+    corpus, feats = make_corpus()
+    for name in ("a", "b"):
+        train(load_config("small", TINY + ["train.epochs=2"]), corpus, tmp_path / name, qat=True, features=feats,
+              progress=False, console=quiet())
+    for ckpt in ("float.pt", "qat.pt"):
+        assert (tmp_path / "a" / ckpt).read_bytes() == (tmp_path / "b" / ckpt).read_bytes(), ckpt
+
+    def untimed(v, run: str):
+        if isinstance(v, dict):
+            return {k: untimed(x, run) for k, x in v.items() if k != "seconds"}
+        if isinstance(v, str):
+            return v.replace(str(tmp_path / run), "<out>")
+        return [untimed(x, run) for x in v] if isinstance(v, list) else v
+
+    a, b = (untimed(json.loads((tmp_path / n / "metrics.json").read_text()), n) for n in "ab")
+    assert a == b

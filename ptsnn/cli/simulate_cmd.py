@@ -15,6 +15,7 @@ import numpy as np
 import typer
 
 from ptsnn.cli._app import console
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_output
 
@@ -50,18 +51,20 @@ def _slayer_to_lava(x: np.ndarray, lava_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _load_array(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:120]})") from None
-    if isinstance(x, np.lib.npyio.NpzFile):
-        x.close()
-        raise InputError(f"{path}: is an .npz archive; give one .npy array")
+    x = safeio.load_npy(path, "input")
     if x.ndim < 2:
         raise InputError(f"{path}: array of shape {x.shape}; expected (batch, *shape, time) or (*shape, time)")
     return x
+
+
+def _check_run_size(raw: np.ndarray, shape: tuple[int, ...], steps: int | None, path: Path) -> None:
+    """Refuse a run whose input (padded to ``--steps``) would exceed the limits before allocating it."""
+    lim = safeio.limits()
+    t = int(steps) if steps is not None else int(raw.shape[-1])
+    safeio.check_count(t, f"{path}: time steps (--steps or the input's last axis)", lim.max_steps, "PTSNN_MAX_STEPS")
+    neurons = int(np.prod(shape)) if shape else 1
+    batch = max(1, raw.size // max(1, raw.shape[-1]) // max(1, neurons))
+    safeio.check_count(batch * neurons * t, f"{path}: batch x neurons x steps", lim.max_elements, "PTSNN_MAX_ELEMENTS")
 
 
 def save_array_atomic(path: Path, array: np.ndarray) -> None:
@@ -98,6 +101,7 @@ def simulate(
     raw = _load_array(input)
     if layout == "slayer" and len(shape) > 1:
         raw = _slayer_to_lava(raw, shape)
+    _check_run_size(raw, shape, steps, input)
     x, batched = fastsim.prepare_inputs(raw, shape, steps)
     t0 = time.perf_counter()
     if backend == "fast":

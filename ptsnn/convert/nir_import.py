@@ -48,6 +48,7 @@ import numpy as np
 
 from ptsnn.chip.ir import (BIAS_LIMIT, THRESHOLD_LIMIT, WEIGHT_MAX, WEIGHT_MIN, Accumulator, ChipGraph,
                               CubaPopulation, HostInput, IRError, Synapses)
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi
 
@@ -199,10 +200,45 @@ def _load(source):
     path = Path(os.fspath(source))
     if not path.is_file():
         raise InputError(f"NIR import: {path} does not exist")
+    safeio.check_hdf5(path, "NIR file")  # every dataset's size bounded before nir.read reads them all
     try:
         return nir.read(path, type_check=False), str(path)
+    except RecursionError:
+        raise InputError(f"NIR import: {path}: subgraphs nested too deeply") from None
     except Exception as exc:
-        raise InputError(f"NIR import: cannot read {path} as NIR: {type(exc).__name__}: {exc}") from exc
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise InputError(f"NIR import: cannot read {path} as NIR: {text}") from None
+
+
+def _check_parameters(nodes: dict, where: str) -> None:
+    """Every array parameter of every node finite and within ``|x| <= max_abs_value`` (a NaN or 1e30 weight
+    would otherwise quantize to a silently wrong or saturated chip graph), declared shapes bounded."""
+    lim = safeio.limits()
+    for name, node in nodes.items():
+        for attr, value in vars(node).items():
+            if attr == "metadata" or value is None or isinstance(value, (str, bool)):
+                continue
+            if isinstance(value, dict):  # input_type/output_type: {port: shape}; a subgraph's nodes are refused later
+                if attr not in ("input_type", "output_type"):
+                    continue
+                for port, shape in value.items():
+                    try:
+                        dims = np.atleast_1d(_np(shape)).reshape(-1) if shape is not None else np.zeros(0)
+                    except (TypeError, ValueError):
+                        raise InputError(f"NIR import ({where}): node '{name}' {attr}[{port!r}] is not a shape") from None
+                    if dims.size and (not np.all(np.isfinite(dims)) or np.any(dims < 0)
+                                      or float(np.prod(dims)) > lim.max_neurons):
+                        raise InputError(f"NIR import ({where}): node '{name}' {attr}[{port!r}] = {dims.tolist()[:6]}:"
+                                         f" more than {lim.max_neurons:,} neurons or not a shape (PTSNN_MAX_NEURONS)")
+                continue
+            try:
+                arr = _np(value)
+            except (TypeError, ValueError):
+                continue  # not numeric (e.g. a padding string): the node's own lowering checks it
+            if arr.size > lim.max_elements:
+                raise InputError(f"NIR import ({where}): node '{name}' {attr} has {arr.size:,} values, above "
+                                 f"{lim.max_elements:,} (PTSNN_MAX_ELEMENTS)")
+            safeio.check_array(arr, f"NIR import ({where}): node '{name}' {attr}", kinds="f", nonempty=False)
 
 
 def _topo(nodes: dict, edges: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -326,6 +362,7 @@ def import_nir(source, dt: float, input_bits: int = 0, *, convention: str = "nir
         raise InputError(f"NIR import: input_bits must be 0 (spikes) or 2..24, got {input_bits}")
     graph, where = _load(source)
     nodes, edges = dict(graph.nodes), [(str(a), str(b)) for a, b in graph.edges]
+    _check_parameters(nodes, where)
 
     problems: list[str] = []
     bad = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_output
 
@@ -28,6 +30,11 @@ _MAX_CHANNELS_FIRST = 8  # a 2-D array with <= 8 rows and more columns is read a
 # libsndfile logs "data : <declared> (should be <present>)" when a WAV's data chunk is cut short.
 _WAV_DATA_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}  # placeholders written by recorders that never finalise
+# float samples beyond +24 dBFS are no recording (a clipped mix stays within a few dB of full scale): corrupt data
+MAX_SAMPLE_MAGNITUDE = 16.0
+# WAV sample containers libsndfile decodes exactly; it silently reads other widths (7, 12 bits) as the next one
+_WAV_BITS = {1: (8, 16, 24, 32), 3: (32, 64), 6: (8,), 7: (8,)}  # PCM, IEEE float, A-law, mu-law
+_WAV_EXTENSIBLE = 0xFFFE
 
 
 def load_audio(
@@ -48,6 +55,8 @@ def load_audio(
         raise InputError(f"{p}: audio file not found")
     if not p.is_file():
         raise InputError(f"{p}: not a file (expected an audio file)")
+    safeio.check_file(p, "audio file")
+    _check_wav_format(p)
     try:
         info = sf.info(str(p))
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
@@ -59,6 +68,36 @@ def load_audio(
     return check_waveform(
         data, int(sr), str(p), target_sr=target_sr, min_duration=min_duration, silence_peak=silence_peak
     )
+
+
+def _check_wav_format(path: Path) -> None:
+    """A RIFF/WAVE file's ``fmt`` chunk must declare a sample width libsndfile decodes as written."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return  # not a WAV: libsndfile identifies (or refuses) it
+        order = "<" if head[:4] == b"RIFF" else ">"
+        for _ in range(64):  # fmt comes first in practice; a bounded walk over a few chunks
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            cid, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+            if cid != b"fmt ":
+                f.seek(size + (size & 1), 1)
+                continue
+            body = f.read(min(size, 64))
+            if len(body) < 16:
+                return  # cut inside the header: libsndfile's own message says so
+            tag, channels, rate, _, _, bits = struct.unpack(order + "HHIIHH", body[:16])
+            if tag == _WAV_EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack(order + "H", body[24:26])[0]
+            allowed = _WAV_BITS.get(tag)
+            if allowed is not None and bits not in allowed:
+                raise InputError(f"{path}: WAV fmt bits_per_sample = {bits} is not a supported sample width "
+                                 f"({', '.join(map(str, allowed))} bits for format {tag})")
+            if channels == 0 or rate == 0:
+                raise InputError(f"{path}: WAV fmt declares {channels} channels at {rate} Hz")
+            return
 
 
 def _check_not_truncated(path: Path, info: Any, frames_read: int) -> None:
@@ -106,6 +145,10 @@ def check_waveform(
     if not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(f"{name}: audio contains {bad} NaN or infinite samples")
+    peak = float(np.max(np.abs(arr)))
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise InputError(f"{name}: audio sample of magnitude {peak:.3g} (float samples must stay within "
+                         f"+-{MAX_SAMPLE_MAGNITUDE:g}; full scale is 1)")
     duration = arr.size / float(sr)
     if duration < min_duration:
         raise InputError(f"{name}: audio too short ({duration:.3f} s; at least {min_duration:g} s needed)")

@@ -8,7 +8,6 @@ speaker-independent protocol with the same fold count is used instead. See docs/
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ptsnn.data.corpus import Corpus, Utterance, leave_one_speaker_out, stable_rank
 from ptsnn.data.manifest import load_manifest
+from ptsnn import safeio
 from ptsnn.errors import InputError
 
 # ---------------------------------------------------------------------------------------------- IEMOCAP
@@ -212,10 +212,10 @@ def load_synthetic(root: str | os.PathLike[str]) -> Corpus:
     classes = None
     info = base / synthetic.INFO_NAME
     if info.is_file():
-        try:
-            classes = json.loads(info.read_text(encoding="utf-8")).get("classes")
-        except (json.JSONDecodeError, AttributeError):
-            raise InputError(f"{info}: not valid JSON (delete the folder to regenerate the corpus)") from None
+        doc = safeio.parse_json(safeio.read_text(info, "corpus info"), f"{info} (delete the folder to regenerate)")
+        classes = doc.get("classes") if isinstance(doc, dict) else None
+        if not (classes is None or (isinstance(classes, list) and all(isinstance(c, str) for c in classes))):
+            raise InputError(f"{info}: 'classes' must be a list of label names (delete the folder to regenerate)")
     corpus = load_manifest(manifest, classes=classes, name="synthetic")
     return Corpus("synthetic", base, corpus.utterances, corpus.classes,
                   "fixed split by speaker (6/1/1 for 8 speakers); folds: leave-one-speaker-out")

@@ -13,9 +13,12 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ptsnn.data.corpus import SPLIT_ALIASES, Corpus, Utterance
+from ptsnn import safeio
 from ptsnn.errors import InputError
 
 COLUMNS = ("utt_id", "path", "label", "speaker", "split", "fold")
@@ -46,10 +49,9 @@ def load_manifest(
     if not p.is_file():
         raise InputError(f"{p}: manifest not found")
     suffix = p.suffix.lower()
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # tolerate the BOM spreadsheet programs write
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: cannot read manifest ({exc.__class__.__name__})") from None
+    text = safeio.read_text(p, "manifest", encoding="utf-8-sig")  # tolerate the BOM spreadsheet programs write
+    if "\x00" in text:
+        raise InputError(f"{p}: manifest contains NUL bytes (a binary file, not text)")
     declared: Sequence[str] | None = None
     if suffix == ".csv":
         rows = _csv_rows(p, text)
@@ -70,6 +72,13 @@ def load_manifest(
 
 def _csv_rows(p: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_records(p, reader)
+    except csv.Error as exc:  # a field above csv.field_size_limit(), a bad quote, ...
+        raise InputError(f"{p}: line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _csv_records(p: Path, reader: csv.DictReader) -> list[tuple[str, dict[str, Any]]]:
     if not reader.fieldnames:
         raise InputError(f"{p}: manifest is empty (expected a header line with path,label,...)")
     header = _columns(p, reader.fieldnames)
@@ -109,10 +118,7 @@ def _records(p: Path, records: Iterable[tuple[str, Any]]) -> list[tuple[str, dic
 
 
 def _json_rows(p: Path, text: str) -> tuple[list[tuple[str, dict[str, Any]]], Sequence[str] | None]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    doc = safeio.parse_json(text, str(p))
     declared = None
     if isinstance(doc, Mapping) and "utterances" in doc:
         declared = doc.get("classes")
@@ -133,15 +139,32 @@ def _jsonl_rows(p: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            items.append((f"line {n}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: line {n} is not valid JSON ({exc.msg})") from None
+        items.append((f"line {n}", safeio.parse_json(line, f"{p}: line {n}")))
     return _records(p, items)
+
+
+_Text = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00]*$")]
+
+
+class ManifestRow(BaseModel):
+    """One manifest record after column aliasing: plain text (numbers allowed where spreadsheets write them),
+    bounded length, no NUL bytes; anything else (objects, lists) is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: _Text | None = None
+    label: _Text | Annotated[int, Field(strict=True)] | None = None
+    speaker: _Text | Annotated[int, Field(strict=True)] | None = None
+    split: _Text | None = None
+    fold: _Text | Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True)] | None = None
+    utt_id: _Text | Annotated[int, Field(strict=True)] | None = None
 
 
 def _utterance(p: Path, where: str, row: Mapping[str, Any], classes: Sequence[str] | None,
                check_files: bool) -> Utterance:
+    try:
+        ManifestRow.model_validate(dict(row))
+    except ValidationError as exc:
+        raise InputError(f"{p}: {where}: {safeio.describe_validation(exc)}") from None
     rel = str(row.get("path") or "").strip()
     label = str(row.get("label") or "").strip()
     if not rel:

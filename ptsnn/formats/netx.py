@@ -24,12 +24,14 @@ What netx does with a file, and so what the reader mirrors (see docs/simulator.m
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_output
 
@@ -323,18 +325,55 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
     return path
 
 
-def _read_str(ds) -> str:
+def _dataset(parent, key: str):
+    import h5py
+
+    obj = parent[key]
+    if not isinstance(obj, h5py.Dataset):
+        raise InputError(f"{key!r} is a {type(obj).__name__.lower()}, expected a dataset")
+    return obj
+
+
+def _ds(parent, key: str) -> np.ndarray:
+    """A numeric dataset's value: not a group, not empty, finite, within ``safeio``'s magnitude bound (the
+    file's dataset sizes were bounded by :func:`safeio.check_hdf5` before anything was read)."""
+    obj = _dataset(parent, key)
+    if obj.dtype.kind not in "biuf":
+        raise InputError(f"{key!r} has dtype {obj.dtype}, expected numbers")
+    value = np.asarray(obj[()])
+    safeio.check_array(value, repr(key), kinds="biuf")
+    return value
+
+
+def _shape(parent, key: str = "shape") -> tuple[int, ...]:
+    value = _ds(parent, key)
+    if value.dtype.kind == "f" and not np.all(value == np.round(value)):
+        raise InputError(f"{key!r} {value.tolist()} is not a list of integers")
+    dims = tuple(int(s) for s in np.atleast_1d(value).reshape(-1))
+    if any(d < 1 for d in dims):
+        raise InputError(f"{key!r} {dims} has a dimension < 1")
+    lim = safeio.limits().max_neurons
+    if math.prod(dims) > lim:
+        raise InputError(f"{key!r} {dims} declares {math.prod(dims):,} neurons, above the limit of {lim:,} "
+                         "(PTSNN_MAX_NEURONS)")
+    return dims
+
+
+def _read_str(parent, key: str) -> str:
+    ds = _dataset(parent, key)
+    if ds.size == 0:
+        raise InputError(f"{key!r} is empty, expected a string")
     value = ds[0] if ds.shape else ds[()]
-    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _int_array(ds) -> np.ndarray:
+def _int_array(parent, key: str) -> np.ndarray:
     """netx's ``NetDict`` copy of ``weight``/``weight_rec``/``bias``: ``astype(int)`` (truncates floats)."""
-    return np.asarray(ds[()]).astype(np.int64)
+    return _ds(parent, key).astype(np.int64)
 
 
-def _scalar_int(ds, what: str) -> int:
-    arr = np.asarray(ds[()])
+def _scalar_int(parent, what: str) -> int:
+    arr = _ds(parent, what)
     if arr.size != 1:
         raise InputError(f"neuron/{what} must be one number (per-neuron values are not supported), got shape {arr.shape}")
     return int(arr.reshape(()))
@@ -342,16 +381,18 @@ def _scalar_int(ds, what: str) -> int:
 
 def _read_neuron(group, index: int, kind: str) -> NeuronSpec:
     n = group["neuron"]
-    ntype = _read_str(n["type"])
+    if not hasattr(n, "keys"):
+        raise InputError(f"layer {index} ({kind}): 'neuron' is a dataset, expected a group")
+    ntype = _read_str(n, "type")
     if "messageBits" in n:
         raise InputError(f"layer {index} ({kind}): neuron/messageBits is set; lava-dl 0.6 netx passes an HDF5 handle "
                          "instead of its value and the Lava run fails; remove the dataset")
     if ntype in ("CUBA", "LOIHI"):
-        return CubaNeuronSpec(_scalar_int(n["iDecay"], "iDecay"), _scalar_int(n["vDecay"], "vDecay"),
-                              _scalar_int(n["vThMant"], "vThMant"), 0, ntype)
+        return CubaNeuronSpec(_scalar_int(n, "iDecay"), _scalar_int(n, "vDecay"),
+                              _scalar_int(n, "vThMant"), 0, ntype)
     if ntype == "SDNN":
-        activation = _read_str(n["activation"]) if "activation" in n else "relu"
-        return SdnnNeuronSpec(_scalar_int(n["vThMant"], "vThMant"), sigma_output="sigma_output" in n,
+        activation = _read_str(n, "activation") if "activation" in n else "relu"
+        return SdnnNeuronSpec(_scalar_int(n, "vThMant"), sigma_output="sigma_output" in n,
                               activation=activation)
     if "RF" in ntype:
         raise InputError(f"layer {index} ({kind}): neuron type {ntype!r} (resonate-and-fire) is not supported by "
@@ -362,7 +403,7 @@ def _read_neuron(group, index: int, kind: str) -> NeuronSpec:
 def _read_delay(g, weight: np.ndarray) -> np.ndarray | None:
     if "delay" not in g:
         return None
-    delay = np.asarray(g["delay"][()], np.float64)
+    delay = np.asarray(_ds(g, "delay"), np.float64)
     if delay.size and delay.max() > NETX_MAX_DELAY:  # netx warns and clips (also the negative ones, then)
         delay = np.clip(delay, 0, NETX_MAX_DELAY)
     delay = delay.astype(np.int64)  # DelayDense(delays=delay.astype(int))
@@ -383,12 +424,13 @@ def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[La
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such netx file")
+    safeio.check_hdf5(path, "netx file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise InputError(f"{path}: not an HDF5 file ({exc.__class__.__name__})") from None
     with f:
-        if "layer" not in f:
+        if "layer" not in f or not isinstance(f["layer"], h5py.Group):
             raise InputError(f"{path}: no 'layer' group; not a netx network")
         count = len(f["layer"]) if num_layers is None else min(len(f["layer"]), int(num_layers))
         if count == 0:
@@ -398,12 +440,16 @@ def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[La
             if str(i) not in f["layer"]:
                 raise InputError(f"{path}: layer {i} is missing (layers must be numbered 0..N-1)")
             g = f["layer"][str(i)]
-            kind = _read_str(g["type"]) if "type" in g else "?"
+            if not isinstance(g, h5py.Group):
+                raise InputError(f"{path}: layer {i} is a dataset, expected a group")
+            kind = "?"
             try:
+                kind = _read_str(g, "type") if "type" in g else "?"
                 layers.append(_read_layer(g, i, kind))
             except InputError as exc:
-                raise InputError(f"{path}: {exc}") from None
-            except (KeyError, ValueError, TypeError) as exc:
+                where = "" if str(exc).startswith("layer ") else f"layer {i} ({kind}): "
+                raise InputError(f"{path}: {where}{exc}") from None
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
                 msg = str(exc).strip("'\"") or exc.__class__.__name__
                 raise InputError(f"{path}: layer {i} ({kind}): {msg}") from None
         _check_chain(layers, path)
@@ -413,40 +459,40 @@ def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[La
 def _read_layer(g, i: int, kind: str) -> LayerSpec:
     name = f"layer{i}"
     if kind == "input":
-        shape = tuple(int(s) for s in g["shape"][()]) if "shape" in g else ()
+        shape = _shape(g) if "shape" in g else ()
         if "neuron" not in g:
             return InputLayerSpec(shape)
-        bias = g["bias"][()] if "bias" in g else None
-        weight = g["weight"][()] if "weight" in g else None
+        bias = _ds(g, "bias") if "bias" in g else None
+        weight = _ds(g, "weight") if "weight" in g else None
         neuron = _read_neuron(g, i, kind)
         return InputLayerSpec(shape, neuron, None if bias is None else np.asarray(bias).astype(np.int64),
                               None if weight is None else np.asarray(weight).astype(np.int64))
     if kind in ("dense", "dense_rec"):
         if "weight/imag" in g or "weight/real" in g:
             raise InputError(f"layer {i} ({kind}): complex weights (dense_comp) are not supported by the fast simulator")
-        n_out = int(np.prod(g["shape"][()]))
-        weight = _int_array(g["weight"])
+        n_out = math.prod(_shape(g))
+        weight = _int_array(g, "weight")
         if weight.ndim == 1:
             weight = weight.reshape(n_out, -1)
         weight_rec = None
         if kind == "dense_rec":
-            weight_rec = _int_array(g["weight_rec"])
+            weight_rec = _int_array(g, "weight_rec")
             if weight_rec.ndim == 1:
                 weight_rec = weight_rec.reshape(n_out, -1)
         if weight.shape[0] != n_out:
             raise ValueError(f"weight has {weight.shape[0]} rows but shape says {n_out} neurons")
-        bias = _int_array(g["bias"]).reshape(-1) if "bias" in g else None
+        bias = _int_array(g, "bias").reshape(-1) if "bias" in g else None
         neuron = _read_neuron(g, i, kind) if "neuron" in g else None
         return DenseLayerSpec(weight, neuron, _read_delay(g, weight), bias, name=name, weight_rec=weight_rec)
     if kind == "conv":
-        weight = _int_array(g["weight"])
+        weight = _int_array(g, "weight")
         weight = weight.reshape(weight.shape[:4])  # slayer exports (out, in, kH, kW, 1)
-        bias = _int_array(g["bias"]) if "bias" in g else None
-        shape = tuple(int(s) for s in g["shape"][()])
-        return ConvLayerSpec(weight, _read_neuron(g, i, kind), shape, g["stride"][()], g["padding"][()],
-                             g["dilation"][()], int(np.asarray(g["groups"][()]).reshape(())), bias, name=name)
+        bias = _int_array(g, "bias") if "bias" in g else None
+        shape = _shape(g)
+        return ConvLayerSpec(weight, _read_neuron(g, i, kind), shape, _ds(g, "stride"), _ds(g, "padding"),
+                             _ds(g, "dilation"), int(np.asarray(_ds(g, "groups")).reshape(())), bias, name=name)
     if kind == "flatten":
-        return FlattenLayerSpec(tuple(int(s) for s in g["shape"][()]) if "shape" in g else None)
+        return FlattenLayerSpec(_shape(g) if "shape" in g else None)
     if kind in NETX_UNBUILDABLE:
         raise InputError(f"layer {i} has type {kind!r}, which lava-dl 0.6 netx cannot build (NotImplementedError)")
     if kind == "dense_comp":

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.frontend.base import FrontEnd, file_sha256
 from ptsnn.fileio import atomic_output
@@ -47,11 +48,11 @@ def save_atomic(path: Path, write: Callable[[BinaryIO], Any], suffix: str) -> No
 
 
 def _load_entry(path: Path) -> np.ndarray | None:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
+    if not path.is_file():
         return None
-    except Exception:  # damaged entry (disk full, foreign file): recompute and overwrite it
+    try:
+        return safeio.load_npy(path, "cached features", kinds="f", ndim=2)
+    except InputError:  # damaged entry (disk full, foreign file): recompute and overwrite it
         return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.frontend.base import FRAME_RATE, FrontEnd
 
@@ -120,12 +121,7 @@ class FeatureDirFrontend(FrontEnd):
         return torch.from_numpy(self._read(self.path_for(key), self._dim))
 
     def _read(self, path: Path, dim: int | None) -> np.ndarray:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:  # ValueError / OSError / EOFError: not a readable .npy
-            raise InputError(f"{path}: not a readable .npy array ({type(exc).__name__})") from None
-        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-            raise InputError(f"{path}: expected a numeric array")
+        arr = safeio.load_npy(path, "features", kinds="fiu", finite=True, nonempty=False)
         if arr.ndim != 2:
             hint = " (utterance-level? extract frame-level features, e.g. granularity='frame')" if arr.ndim == 1 else ""
             raise InputError(f"{path}: features must be [frames, dim], got shape {arr.shape}{hint}")

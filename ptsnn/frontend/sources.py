@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptsnn import safeio
 from ptsnn.errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -80,12 +81,7 @@ def load_utterances(spec: str | Path, frontend_spec: dict, limit: int = 64, max_
     if not files:
         raise InputError(f"{what} {path}: no audio or .npy files")
     if all(p.suffix == ".npy" for p in files):
-        feats = []
-        for p in files:
-            try:
-                feats.append(np.load(p, allow_pickle=False)[:max_frames].astype(np.float32))
-            except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"{p}: not a readable .npy array ({exc})") from None
+        feats = [safeio.load_npy(p, "features", kinds="iuf", ndim=2)[:max_frames].astype(np.float32) for p in files]
         _check_features(feats, f"{what} {path}", feature_dim)
         return Utterances([p.name for p in files], feats, feats, None, False)
     if frontend is None:
@@ -98,18 +94,14 @@ def load_utterances(spec: str | Path, frontend_spec: dict, limit: int = 64, max_
 
 
 def _npz_features(path: Path, what: str) -> list[np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "features" not in z:
-                raise InputError(f"{what} {path}: no 'features' array")
-            arr = z["features"]
-            lengths = z["lengths"] if "lengths" in z else np.full(arr.shape[0], arr.shape[1] if arr.ndim > 1 else 0)
-    except InputError:
-        raise
-    except (ValueError, OSError, EOFError, KeyError) as exc:
-        raise InputError(f"{what} {path}: not a readable .npz ({exc})") from None
-    if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise InputError(f"{what} {path}: features {arr.shape} {arr.dtype}, expected a real [B, T, F] array")
+    # bounded, typed load: member sizes and dtypes checked before decompressing, CRCs, no NaN/Inf/|x| > 1e9
+    z = safeio.load_npz(path, "features", kinds="iuf", names=("features", "lengths"))
+    if "features" not in z:
+        raise InputError(f"{what} {path}: no 'features' array")
+    arr = z["features"]
+    lengths = z["lengths"] if "lengths" in z else np.full(arr.shape[0], arr.shape[1] if arr.ndim > 1 else 0)
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{what} {path}: features of shape {arr.shape} ({arr.dtype}), expected [B, T, F]")
     lengths = np.asarray(lengths)
     if lengths.shape != (arr.shape[0],) or not np.issubdtype(lengths.dtype, np.integer) \
             or lengths.min(initial=1) < 1 or lengths.max(initial=0) > arr.shape[1]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import tomllib
 import types
 import typing
 from importlib import resources
@@ -14,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ptsnn.errors import ProfileError
+from ptsnn import safeio
+from ptsnn.errors import InputError, ProfileError
 from ptsnn.hw_profiles.schema import SECTIONS, FieldProblem, HardwareProfile, _Sourced
 
 _PACKAGE = "ptsnn.hw_profiles"
@@ -58,6 +58,10 @@ def load_profile_file(path: str | os.PathLike[str]) -> HardwareProfile:
     path = Path(path)
     origin = str(path)
     try:
+        limit = safeio.limits().max_text_bytes
+        if path.is_file() and path.stat().st_size > limit:
+            raise ProfileError(f"profile {origin}: {path.stat().st_size:,} bytes, above the limit of {limit:,} for "
+                               "TOML text (PTSNN_MAX_TEXT_BYTES)")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ProfileError(f"profile {origin}: file not found") from None
@@ -77,9 +81,9 @@ def load_profile_file(path: str | os.PathLike[str]) -> HardwareProfile:
 def parse_profile(text: str, origin: str = "<string>") -> HardwareProfile:
     """Validate TOML text; ``origin`` names the file in error messages."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"profile {origin}: TOML syntax error: {exc}") from None
+        data = safeio.parse_toml(text, f"profile {origin}")  # bounded size and nesting (no RecursionError)
+    except InputError as exc:
+        raise ProfileError(str(exc)) from None
     try:
         return HardwareProfile.model_validate(data)
     except ValidationError as exc:

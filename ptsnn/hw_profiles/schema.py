@@ -58,35 +58,42 @@ class _Sourced(_Strict):
     note: str | None = None
 
 
+# Upper bounds: no real chip has more than 2**48 of anything (a value beyond is a typo or a hostile file that
+# would make capacity and energy estimates allocate or overflow); energies/times are below 1e15 in any unit.
+MAX_COUNT = 2**48
+MAX_REAL = 1e15
+MAX_EXPONENT = 1024
+
+
 class Quantity(_Sourced):
     """A non-negative real number (energy, time) with its provenance."""
 
-    value: float = Field(ge=0)
+    value: float = Field(ge=0, le=MAX_REAL)
 
 
 class PositiveQuantity(_Sourced):
     """A strictly positive real number (a duration: zero would make latency estimates meaningless)."""
 
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=MAX_REAL)
 
 
 class Count(_Sourced):
     """A non-negative integer (a delay, a payload width where 0 means 'binary only')."""
 
-    value: int = Field(ge=0)
+    value: int = Field(ge=0, le=MAX_COUNT)
 
 
 class Bits(_Sourced):
     """A positive integer: a bit width or a resource size that cannot be zero."""
 
-    value: int = Field(ge=1)
+    value: int = Field(ge=1, le=MAX_COUNT)
 
 
 class Range(_Sourced):
     """An inclusive integer range, e.g. a power-of-2 exponent the hardware can encode."""
 
-    min: int
-    max: int
+    min: int = Field(ge=-MAX_EXPONENT, le=MAX_EXPONENT)
+    max: int = Field(ge=-MAX_EXPONENT, le=MAX_EXPONENT)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Range":

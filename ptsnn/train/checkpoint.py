@@ -32,10 +32,16 @@ from typing import Any
 
 import torch
 
+from ptsnn import safeio
 from ptsnn.errors import InputError, PtsnnError
 from ptsnn.fileio import atomic_output
 
 FORMAT = "ptsnn-checkpoint"
+# dtypes a ptsnn state dict holds (float weights, long exponents, the bool quantized flag); complex or other
+# dtypes are refused before they reach the model
+ALLOWED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.bool)
+EXPONENT_RANGE = (-40, 14)  # per-layer weight exponents choose_scale can produce (14 is its cap)
+EXPONENT_BUFFERS = ("scale_exponent", "readout_exponent")
 FORMAT_VERSION = 1
 REQUIRED = ("format", "format_version", "state_dict", "config", "label_map", "frontend", "versions", "quantized")
 
@@ -108,18 +114,16 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config
 
 
 def _torch_load(p: Path) -> Any:
-    if not p.exists():
-        raise InputError(f"{p}: checkpoint not found")
-    if not p.is_file():
-        raise InputError(f"{p}: not a file (expected a ptsnn checkpoint .pt)")
-    size = p.stat().st_size
-    if size == 0:
+    if p.is_file() and p.stat().st_size == 0:
         raise InputError(f"{p}: empty file (truncated checkpoint?)")
+    safeio.check_file(p, "checkpoint")
     with open(p, "rb") as f:
         head = f.read(4)
     is_zip_start = head == b"PK\x03\x04"
     if is_zip_start and not zipfile.is_zipfile(p):
         raise InputError(f"{p}: truncated or damaged checkpoint (its zip directory is missing)")
+    if is_zip_start:
+        _check_records(p)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -136,6 +140,25 @@ def _torch_load(p: Path) -> Any:
         raise InputError(f"{p}: not a PyTorch checkpoint file ({_short(exc)})") from None
 
 
+def _check_records(p: Path) -> None:
+    """torch.load does not verify the zip's CRC-32s, so a flipped bit in tensor data would load as a silently
+    different model; check every record (bounded by the declared sizes) first."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            declared = sum(i.file_size for i in zf.infolist())
+            limit = safeio.limits().max_total_bytes
+            if declared > limit:
+                raise InputError(f"{p}: checkpoint records declare {declared:,} bytes, above the limit of {limit:,} "
+                                 "(PTSNN_MAX_TOTAL_BYTES)")
+            bad = zf.testzip()
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise InputError(f"{p}: truncated or damaged checkpoint ({_short(exc)})") from None
+    if bad is not None:
+        raise InputError(f"{p}: damaged checkpoint: record {bad!r} fails its CRC-32 check (bit flips or an edit)")
+
+
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:160] + ("..." if len(text) > 160 else "")
@@ -144,7 +167,7 @@ def _short(exc: BaseException) -> str:
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Load and validate a checkpoint's container (format, fields, tensors finite); the state dict is
     checked against the model by :func:`load_model`."""
-    from ptsnn.train.config import Config
+    from ptsnn.train.config import Config, check_frontend_spec
 
     p = Path(path)
     obj = _torch_load(p)
@@ -165,13 +188,25 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     state = obj["state_dict"]
     if not isinstance(state, dict) or not state:
         raise InputError(f"{p}: state_dict is empty or not a dict")
+    bound = safeio.limits().max_abs_value
     for name, t in state.items():
         if not isinstance(t, torch.Tensor):
             raise InputError(f"{p}: state_dict entry {name!r} is a {type(t).__name__}, not a tensor")
-        if t.is_floating_point() or t.is_complex():
+        if t.dtype not in ALLOWED_DTYPES or t.is_sparse or t.layout != torch.strided:
+            raise InputError(f"{p}: tensor {name!r} has dtype {t.dtype} ({t.layout}); a ptsnn state dict holds "
+                             "dense float, integer or bool tensors only")
+        if t.is_floating_point():
             bad = int((~torch.isfinite(t)).sum())
             if bad:
                 raise InputError(f"{p}: tensor {name!r} contains {bad} NaN/Inf value(s) (diverged training?)")
+            peak = float(t.abs().max()) if t.numel() else 0.0
+            if peak > bound:
+                raise InputError(f"{p}: tensor {name!r} holds {peak:.3g}, beyond |x| <= {bound:g} (corrupt weights)")
+        if name.rsplit(".", 1)[-1] in EXPONENT_BUFFERS:
+            lo, hi = EXPONENT_RANGE
+            if t.dtype != torch.int64 or t.numel() != 1 or not lo <= int(t) <= hi:
+                raise InputError(f"{p}: tensor {name!r} (a power-of-two weight exponent) must be one integer in "
+                                 f"{lo}..{hi}, got {t.dtype} {t.flatten()[:3].tolist()}")
     for key, kind in (("config", dict), ("label_map", dict), ("frontend", dict), ("versions", dict),
                       ("quantized", bool)):
         if not isinstance(obj[key], kind):
@@ -180,8 +215,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if sorted(label_map.values()) != list(range(len(label_map))) or not all(isinstance(k, str) for k in label_map):
         raise InputError(f"{p}: label_map must map label names to 0..N-1")
     try:
-        config = Config.from_dict(obj["config"])
-        config.model.validate()
+        safeio.check_depth(obj["config"], "config")
+        safeio.check_depth(obj["frontend"], "frontend")
+        config = Config.from_dict(obj["config"], "config")
+        check_frontend_spec(obj["frontend"], "frontend")
     except PtsnnError as exc:
         raise InputError(f"{p}: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
@@ -211,6 +248,8 @@ def check_state_dict(path: Path, model: torch.nn.Module, state: Mapping[str, tor
         if tuple(state[k].shape) != tuple(t.shape):
             raise InputError(f"{path}: state_dict tensor {k!r} has shape {tuple(state[k].shape)}, "
                              f"the model expects {tuple(t.shape)}")
+        if state[k].dtype != t.dtype:
+            raise InputError(f"{path}: state_dict tensor {k!r} has dtype {state[k].dtype}, the model expects {t.dtype}")
 
 
 def _names(keys: list[str], limit: int = 3) -> str:
