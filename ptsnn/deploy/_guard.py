@@ -9,7 +9,10 @@ forever on its channels. :func:`install` (called first thing in a worker, before
 * a dead Lava process end the run at once: a thread polls the worker's children in ``/proc`` (a zombie keeps
   its wait status there until ``multiprocessing`` reaps it); a child killed by a signal (other than SIGTERM,
   which ``multiprocessing`` uses to stop its shared-memory manager) or exiting with a non-zero code makes the
-  worker print one ``ptsnn-guard:`` line naming it and exit with :data:`EXIT_CHILD_DIED`.
+  worker print one ``ptsnn-guard:`` line naming it and exit with :data:`EXIT_CHILD_DIED`. A child can also
+  be reaped before the poll sees its zombie (``multiprocessing`` reaps finished children whenever it starts
+  another), so its ``Popen.poll`` (where every reap of a forked child happens) is wrapped to apply the same
+  rule to the exit codes it collects.
 
 The parent (:mod:`ptsnn.deploy.lava_runner`) still watches the whole process group itself and kills it.
 """
@@ -57,9 +60,27 @@ def _watch_children(me: int, period_s: float = 0.1) -> None:
         for child in _procs.children(me):
             death = fatal_death(child)
             if death:
-                print(f"{GUARD_PREFIX} Lava runtime process {child.pid} {death}", file=sys.stderr, flush=True)
-                os._exit(EXIT_CHILD_DIED)  # forked children die with us (PDEATHSIG); the parent kills the group
+                _report(child.pid, death)
         time.sleep(period_s)
+
+
+def _report(pid: int, death: str) -> None:
+    print(f"{GUARD_PREFIX} Lava runtime process {pid} {death}", file=sys.stderr, flush=True)
+    os._exit(EXIT_CHILD_DIED)  # forked children die with us (PDEATHSIG); the parent kills the group
+
+
+def _wrap_multiprocessing_reaps() -> None:
+    from multiprocessing import popen_fork
+
+    original = popen_fork.Popen.poll
+
+    def poll(self, flag=os.WNOHANG):
+        code = original(self, flag)
+        if code is not None and code != -signal.SIGTERM and code != 0:
+            _report(self.pid, f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}")
+        return code
+
+    popen_fork.Popen.poll = poll
 
 
 def _watch_parent(parent: int) -> None:
@@ -77,4 +98,5 @@ def install(parent_pid: int | None) -> None:
     if os.getppid() != parent:  # the parent died before the prctl took effect
         os._exit(EXIT_CHILD_DIED)
     os.register_at_fork(after_in_child=_in_forked_child)
+    _wrap_multiprocessing_reaps()
     threading.Thread(target=_watch_children, args=(os.getpid(),), daemon=True, name="ptsnn-child-watch").start()

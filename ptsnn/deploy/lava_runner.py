@@ -101,10 +101,10 @@ def _run_child(module: str, job: dict, timeout_s: float, log_dir, what: str) -> 
         if died or code is None or code != 0 or not result.exists():
             kept = _keep_log(log_path, log_dir)
             guard = _guard_line(kept)
-            if died:
-                status = f"stopped: {died}"
-            elif guard:
+            if guard:  # the worker's own report names the first process that died
                 status = f"stopped: {guard}"
+            elif died:
+                status = f"stopped: {died}"
             elif code is None:
                 status = f"timed out after {timeout_s:.0f} s"
             elif code < 0:
@@ -129,7 +129,11 @@ def _watch(proc: subprocess.Popen, timeout_s: float) -> tuple[int | None, str | 
         code = proc.poll()
         if code is not None:
             return code, None
-        for p in _procs.group(proc.pid):
+        members = _procs.group(proc.pid)
+        if not any(p.pid == proc.pid and p.alive for p in members):
+            time.sleep(WATCH_PERIOD_S)
+            continue  # the worker ended: its children die after it (PDEATHSIG); poll() gives its status
+        for p in members:
             death = _guard.fatal_death(p) if p.pid != proc.pid else None
             if death:
                 return None, f"Lava runtime process {p.pid} {death}"
