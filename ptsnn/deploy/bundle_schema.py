@@ -147,7 +147,7 @@ def describe(exc: ValidationError) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind = err["type"]
     problem = "unknown field" if kind == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-    got = "" if kind in ("extra_forbidden", "missing") else f" (got {_show(err.get('input'))})"
+    got = "" if kind in ("extra_forbidden", "missing", "value_error") else f" (got {_show(err.get('input'))})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{path}: {problem}{got}{more}"
 
