@@ -106,8 +106,9 @@ def _read_graph(path: Path) -> ChipGraph:
     where = path / "chip_graph.json"
     try:
         return ChipGraph.from_dir(path)
-    except IRError as exc:
-        raise InputError(f"{where}: {exc}") from None
+    except IRError as exc:  # its messages name the file already (the IR reader's own validation)
+        msg = str(exc)
+        raise InputError(msg if "chip_graph" in msg else f"{where}: {msg}") from None
     except RecursionError:
         raise InputError(f"{where}: nested too deeply") from None
     except MemoryError:
@@ -122,7 +123,7 @@ def graph_latency(graph: ChipGraph) -> int:
     most flush steps a correct bundle can need."""
     lat = {i.name: 0 for i in graph.inputs}
     for node in [*graph.populations, *graph.accumulators]:
-        lat[node.name] = max(lat[e.source] + 1 + int(e.delay.max(initial=0)) for e in graph.incoming(node.name))
+        lat[node.name] = max(lat[e.source] + 1 + int(e.max_delay) for e in graph.incoming(node.name))
     return max((lat[a.name] for a in graph.accumulators), default=0)
 
 

@@ -160,17 +160,22 @@ def state_overflows(graph, payloads: list[np.ndarray], fast: list[dict], names: 
     """Replay each population's 24-bit registers on the spike trains the fast simulator produced and report,
     per layer, the first utterance/step/neuron where the current wrapped or the voltage saturated (the chain
     can be exact and still overflow: every backend wraps the same way)."""
-    from ptsnn.chip.simulator import edge_input
+    from ptsnn.chip.ir import CubaPopulation
+    from ptsnn.chip.synapses import edge_input
     from ptsnn.numerics.overflow import first_state_overflow
 
     found = []
+    host = graph.inputs[0]
     for pop in graph.populations:
+        if type(pop) is not CubaPopulation:  # fire-once and sigma-delta neurons have their own registers
+            continue
         for i, (p, r) in enumerate(zip(payloads, fast)):
-            acts = {graph.inputs[0].name: np.zeros((1, r["steps"], p.shape[1]), np.int64)}
-            acts[graph.inputs[0].name][0, : len(p)] = p
-            acts.update({k: v[None].astype(np.int64) for k, v in r["spikes"].items()})
-            a_in = sum(edge_input(acts[e.source], e.weight, e.delay) for e in graph.incoming(pop.name))
-            hit = first_state_overflow(a_in, pop.params())
+            acts = {host.name: np.zeros((r["steps"], 1, p.shape[1]), np.int64)}  # time-major [T, B=1, N]
+            acts[host.name][: len(p), 0] = p
+            acts.update({k: np.asarray(v, np.int64)[:, None] for k, v in r["spikes"].items()})
+            a_in = sum(edge_input(e, acts[e.source], graph.message_bits(e.source) > 0)
+                       for e in graph.incoming(pop.name))
+            hit = first_state_overflow(np.moveaxis(a_in, 1, 0), pop.params())
             if hit is not None:
                 found.append(Overflow(pop.name, names[i], hit.step, hit.neuron, hit.register, hit.value))
                 break
