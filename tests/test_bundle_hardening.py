@@ -297,27 +297,3 @@ def test_verify_ok_line_names_lava_only_when_it_ran():
     assert "== Lava (2 utterance(s))" in verified_claim(two) and "host.onnx" not in verified_claim(two)
     over = VerifyReport([], {}, [], 0, 0, [Overflow("enc.0", "u", 5, 3, "current", 2**23 + 1)])
     assert "overflow" not in verified_claim(over)
-
-
-def test_state_overflow_is_reported_with_layer_and_step():
-    from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput, Synapses
-    from ptsnn.chip.simulator import simulate_chip
-    from ptsnn.deploy.verify import state_overflows
-
-    w = np.full((2, 3), 250, np.int64)
-    graph = ChipGraph([HostInput("in", 3, 8, levels=127)],
-                      [CubaPopulation("hot", 2, i_decay=1, v_decay=0, vth=2**17 - 1, bias=np.zeros(2))],
-                      [Accumulator("ro", 2)],
-                      [Synapses("in->hot", "in", "hot", w, np.zeros_like(w)),
-                       Synapses("hot->ro", "hot", "ro", np.eye(2, dtype=np.int64), np.zeros((2, 2), np.int64))])
-    payload = np.zeros((12, 3), np.int64)
-    payload[4:] = 127  # |a_in << 6| = 3 * 250 * 127 * 64 ~ 6.1e6 per step, u keeps adding (i_decay 1)
-    run = simulate_chip(graph, payload[None])
-    fast = [dict(steps=12, spikes={"hot": run.spikes["hot"][0]})]
-    found = state_overflows(graph, [payload], fast, ["utt"])
-    assert len(found) == 1
-    o = found[0]
-    assert (o.layer, o.utterance, o.register) == ("hot", "utt", "current")
-    assert o.step == 6 and o.value > 2**23  # input arrives at step 5 (one-step synapse), overflows on the 2nd
-    assert state_overflows(graph, [np.zeros((12, 3), np.int64)],
-                           [dict(steps=12, spikes={"hot": np.zeros((12, 2), bool)})], ["quiet"]) == []
