@@ -149,3 +149,20 @@ def test_failed_command_leaves_no_empty_output_folder(tmp_path):
         with output_folder(existing):
             raise InputError("boom")
     assert existing.is_dir()  # a folder the user had stays
+
+
+def test_proc_table_reads_how_an_unreaped_child_died():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert _procs.read(child.pid).alive and _procs.read(child.pid).death() is None
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _procs.read(child.pid).alive and time.monotonic() < deadline:  # a zombie until we wait
+            time.sleep(0.02)
+        info = _procs.read(child.pid)
+        assert info.state == "Z" and info.death() == "was killed by SIGKILL"
+        assert info.pgrp == os.getpgrp() and info in _procs.group(os.getpgrp())
+    finally:
+        child.kill()
+        child.wait()
+    assert _procs.read(child.pid) is None  # reaped: gone from /proc

@@ -6,8 +6,8 @@ forever on its channels. :func:`install` (called first thing in a worker, before
 * the worker die with its parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux, through ctypes), and a
   watchdog thread that polls ``getppid()`` where prctl is not available;
 * every process the worker forks die with the worker: the same prctl in an ``os.register_at_fork`` hook;
-* a dead Lava process end the run at once: a thread polls the worker's children in ``/proc`` (a zombie keeps
-  its wait status there until ``multiprocessing`` reaps it); a child killed by a signal (other than SIGTERM,
+* a dead Lava process end the run at once: a thread polls the ``/proc`` entries of the processes
+  ``multiprocessing`` started (a zombie keeps its wait status there until ``multiprocessing`` reaps it); a child killed by a signal (other than SIGTERM,
   which ``multiprocessing`` uses to stop its shared-memory manager) or exiting with a non-zero code makes the
   worker print one ``ptsnn-guard:`` line naming it and exit with :data:`EXIT_CHILD_DIED`. A child can also
   be reaped before the poll sees its zombie (``multiprocessing`` reaps finished children whenever it starts
@@ -55,10 +55,19 @@ def fatal_death(info: _procs.ProcInfo) -> str | None:
     return death
 
 
+def _known_children() -> list[int]:
+    """Pids of the processes ``multiprocessing`` started here (Lava's actors and its shared-memory manager):
+    reading their ``/proc`` entries costs far less than scanning the whole process table."""
+    import multiprocessing.process as mp_process
+
+    return [p._popen.pid for p in list(mp_process._children) if getattr(p, "_popen", None) is not None]
+
+
 def _watch_children(me: int, period_s: float = 0.1) -> None:
     while True:
-        for child in _procs.children(me):
-            death = fatal_death(child)
+        for pid in _known_children():
+            child = _procs.read(pid)
+            death = fatal_death(child) if child is not None and child.ppid == me else None
             if death:
                 _report(child.pid, death)
         time.sleep(period_s)

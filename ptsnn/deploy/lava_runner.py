@@ -117,18 +117,27 @@ def _run_child(module: str, job: dict, timeout_s: float, log_dir, what: str) -> 
 
 
 WATCH_PERIOD_S = 0.2
+GROUP_SCAN_PERIOD_S = 2.0  # a scan of /proc costs tens of ms on a busy machine; the worker's guard is faster
 
 
 def _watch(proc: subprocess.Popen, timeout_s: float) -> tuple[int | None, str | None]:
-    """Wait for the worker; returns ``(exit code or None on timeout, what died or None)``. Polls the process
-    group so that a Lava runtime process killed while the worker waits on it ends the run within a poll."""
+    """Wait for the worker; returns ``(exit code or None on timeout, what died or None)``. Also scans the
+    process group, so that a Lava process that dies while the worker itself is stuck (its guard did not see
+    it) ends the run within a scan."""
     from ptsnn.deploy import _guard, _procs
 
     deadline = time.monotonic() + timeout_s
+    next_scan = time.monotonic() + GROUP_SCAN_PERIOD_S
     while True:
         code = proc.poll()
         if code is not None:
             return code, None
+        if time.monotonic() < next_scan:
+            if time.monotonic() > deadline:
+                return None, None
+            time.sleep(WATCH_PERIOD_S)
+            continue
+        next_scan = time.monotonic() + GROUP_SCAN_PERIOD_S
         members = _procs.group(proc.pid)
         if not any(p.pid == proc.pid and p.alive for p in members):
             time.sleep(WATCH_PERIOD_S)
