@@ -100,6 +100,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 class Interrupted(BaseException):
     """SIGTERM/SIGHUP received: unwinds like KeyboardInterrupt so that ``finally`` blocks clean up."""
 
+    def __init__(self, message: str, signum: int = signal.SIGTERM):
+        super().__init__(message)
+        self.signum = signum
+
 
 @contextlib.contextmanager
 def signals_as_exceptions():
@@ -112,11 +116,26 @@ def signals_as_exceptions():
         return
 
     def _raise(signum, _frame):
-        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", signum)
+
+    import sys
+
+    def _redeliver(unraisable):
+        # A handler's exception raised inside a weakref callback or __del__ is printed and dropped by Python
+        # ("Exception ignored in ..."), and the signal would be lost: send it again, to the main flow.
+        exc = unraisable.exc_value
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            # from another thread, a little later: the handler then runs in the main flow, not in this hook
+            threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+        else:
+            previous_hook(unraisable)
 
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _redeliver
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)

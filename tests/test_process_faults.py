@@ -72,8 +72,9 @@ def _assert_group_gone(pgrp: int) -> None:
 
 
 @pytest.mark.lava
-@pytest.mark.slow
-@pytest.mark.parametrize("victim", ["lava runtime process", "worker", "parent"])
+@pytest.mark.parametrize("victim", ["lava runtime process",  # 10-20 s each; the other two kinds run with -m slow
+                                    pytest.param("worker", marks=pytest.mark.slow),
+                                    pytest.param("parent", marks=pytest.mark.slow)])
 def test_killing_any_process_of_a_lava_run_stops_all_of_them(long_run, entry_point, victim):
     bundle, wav = long_run
     parent = _start_run(bundle, wav, entry_point)
@@ -166,3 +167,26 @@ def test_proc_table_reads_how_an_unreaped_child_died():
         child.kill()
         child.wait()
     assert _procs.read(child.pid) is None  # reaped: gone from /proc
+
+
+def test_a_signal_raised_inside_a_weakref_callback_is_not_lost():
+    """Python drops exceptions raised in weakref callbacks and __del__ ("Exception ignored in ..."): a
+    SIGTERM arriving there must still end the command (seen with ptsnn-convert under load)."""
+    import weakref
+
+    from ptsnn.fileio import Interrupted, signals_as_exceptions
+
+    class Thing:
+        pass
+
+    def callback(_):
+        raise Interrupted("interrupted by signal SIGTERM", signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        with signals_as_exceptions():
+            thing = Thing()
+            ref = weakref.ref(thing, callback)  # noqa: F841 - keeps the callback armed
+            del thing
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
