@@ -24,9 +24,10 @@ OUTSIDE_SECRET = "outside the bundle\n"
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
+    import soundfile as sf
+
     from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
     from ptsnn.testing import synthetic_bundle
-    import soundfile as sf
 
     root = tmp_path_factory.mktemp("hardening")
     bundle = synthetic_bundle(root, max_samples=8000)
@@ -262,7 +263,7 @@ def test_corpus_is_large_enough():
 def test_bundle_path_that_is_a_file(made):
     from ptsnn.deploy.bundle_io import load_bundle
 
-    root, bundle, _ = made
+    root, _, _ = made
     with pytest.raises(InputError, match="not a folder"):
         load_bundle(root / "secret.txt")
 

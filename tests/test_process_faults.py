@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -83,10 +82,10 @@ def test_killing_any_process_of_a_lava_run_stops_all_of_them(long_run, entry_poi
     os.kill(target, signal.SIGKILL)
     killed_at = time.monotonic()
     try:
-        out, err = parent.communicate(timeout=STOP_WITHIN_S + 5)
+        _, err = parent.communicate(timeout=STOP_WITHIN_S + 5)
     except subprocess.TimeoutExpired:
         parent.kill()
-        out, err = parent.communicate()
+        _, err = parent.communicate()
         pytest.fail(f"the parent kept waiting after the {victim} died")
     assert time.monotonic() - killed_at < STOP_WITHIN_S
     _assert_group_gone(worker)
@@ -124,7 +123,7 @@ def test_signals_during_convert_keep_previous_bundle_and_leave_no_litter(long_ru
         assert sorted(p.name for p in tmp_path.iterdir()) == ["b"], list(tmp_path.iterdir())  # no .b.* folders
         now = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
         assert now == before  # the previous bundle, intact (or an identical new one if it finished first)
-        assert proc.returncode in (0, 130, 143), (proc.returncode, err)
+        assert proc.returncode in (0, 130, 143, -sig), (proc.returncode, err)
 
 
 def test_failed_command_leaves_no_empty_output_folder(tmp_path):
@@ -132,23 +131,20 @@ def test_failed_command_leaves_no_empty_output_folder(tmp_path):
     from ptsnn.fileio import output_folder
 
     target = tmp_path / "new" / "out"
-    with pytest.raises(InputError):
-        with output_folder(target) as out:
-            (out / "fold1").mkdir(parents=True)
-            raise InputError("boom")
+    with pytest.raises(InputError), output_folder(target) as out:
+        (out / "fold1").mkdir(parents=True)
+        raise InputError("boom")
     assert list(tmp_path.iterdir()) == []
     kept = tmp_path / "kept"
-    with pytest.raises(InputError):
-        with output_folder(kept) as out:
-            out.mkdir()
-            (out / "metrics.json").write_text("{}")
-            raise InputError("boom")
+    with pytest.raises(InputError), output_folder(kept) as out:
+        out.mkdir()
+        (out / "metrics.json").write_text("{}")
+        raise InputError("boom")
     assert (kept / "metrics.json").exists()  # never deletes a file
     existing = tmp_path / "existing"
     existing.mkdir()
-    with pytest.raises(InputError):
-        with output_folder(existing):
-            raise InputError("boom")
+    with pytest.raises(InputError), output_folder(existing):
+        raise InputError("boom")
     assert existing.is_dir()  # a folder the user had stays
 
 
@@ -182,11 +178,10 @@ def test_a_signal_raised_inside_a_weakref_callback_is_not_lost():
     def callback(_):
         raise Interrupted("interrupted by signal SIGTERM", signal.SIGTERM)
 
-    with pytest.raises(Interrupted):
-        with signals_as_exceptions():
-            thing = Thing()
-            ref = weakref.ref(thing, callback)  # noqa: F841 - keeps the callback armed
-            del thing
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
+    with pytest.raises(Interrupted), signals_as_exceptions():
+        thing = Thing()
+        ref = weakref.ref(thing, callback)  # noqa: F841 - keeps the callback armed
+        del thing
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)

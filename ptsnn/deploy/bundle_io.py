@@ -15,8 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ptsnn.chip.ir import ChipGraph, IRError
-from ptsnn.deploy.bundle_schema import (MANIFEST, MAX_MANIFEST_BYTES, Manifest, check_tree, parse_manifest,
-                                        resolve_inside)
+from ptsnn.deploy.bundle_schema import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    check_tree,
+    parse_manifest,
+    resolve_inside,
+)
 from ptsnn.errors import InputError
 
 
