@@ -73,13 +73,15 @@ def _assert_group_gone(pgrp: int) -> None:
 @pytest.mark.lava
 @pytest.mark.parametrize("victim", ["lava runtime process",  # 10-20 s each; the other two kinds run with -m slow
                                     pytest.param("worker", marks=pytest.mark.slow),
-                                    pytest.param("parent", marks=pytest.mark.slow)])
+                                    pytest.param("parent", marks=pytest.mark.slow),
+                                    pytest.param("parent, SIGTERM", marks=pytest.mark.slow)])
 def test_killing_any_process_of_a_lava_run_stops_all_of_them(long_run, entry_point, victim):
     bundle, wav = long_run
     parent = _start_run(bundle, wav, entry_point)
     worker, lava = _wait_for_lava(parent)
-    target = {"lava runtime process": lava[-1], "worker": worker, "parent": parent.pid}[victim]
-    os.kill(target, signal.SIGKILL)
+    target = {"lava runtime process": lava[-1], "worker": worker, "parent": parent.pid,
+              "parent, SIGTERM": parent.pid}[victim]
+    os.kill(target, signal.SIGTERM if victim == "parent, SIGTERM" else signal.SIGKILL)
     killed_at = time.monotonic()
     try:
         _, err = parent.communicate(timeout=STOP_WITHIN_S + 5)
@@ -92,6 +94,9 @@ def test_killing_any_process_of_a_lava_run_stops_all_of_them(long_run, entry_poi
     assert not (bundle / "logs").exists()
     if victim == "parent":
         assert parent.returncode == -signal.SIGKILL
+        return
+    if victim == "parent, SIGTERM":  # unwinds: the finally of the Lava run kills the group
+        assert parent.returncode == 143 and "Traceback" not in err, err
         return
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert parent.returncode == 3, err
