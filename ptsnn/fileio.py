@@ -40,9 +40,10 @@ def atomic_output(path: str | os.PathLike, directory: bool = False):
     try:
         yield tmp
         if directory and path.is_dir():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
+            with _signals_held():  # a signal between the two replaces would lose the previous folder
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
@@ -51,6 +52,36 @@ def atomic_output(path: str | os.PathLike, directory: bool = False):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM/SIGHUP for a few system calls; they are delivered when the block ends."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike):
+    """For a command that writes into the folder ``path``: if the command fails and the folder did not exist
+    before, remove what it left there as long as that holds no file (a failed run leaves no empty folder;
+    it never deletes a file)."""
+    path = Path(path).absolute()
+    top = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)  # first folder we create
+    try:
+        yield path
+    except BaseException:
+        if top is not None and top.is_dir() and not any(p.is_file() or p.is_symlink() for p in top.rglob("*")):
+            shutil.rmtree(top, ignore_errors=True)
         raise
 
 
@@ -69,6 +100,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 class Interrupted(BaseException):
     """SIGTERM/SIGHUP received: unwinds like KeyboardInterrupt so that ``finally`` blocks clean up."""
 
+    def __init__(self, message: str, signum: int = signal.SIGTERM):
+        super().__init__(message)
+        self.signum = signum
+
 
 @contextlib.contextmanager
 def signals_as_exceptions():
@@ -81,11 +116,26 @@ def signals_as_exceptions():
         return
 
     def _raise(signum, _frame):
-        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", signum)
+
+    import sys
+
+    def _redeliver(unraisable):
+        # A handler's exception raised inside a weakref callback or __del__ is printed and dropped by Python
+        # ("Exception ignored in ..."), and the signal would be lost: send it again, to the main flow.
+        exc = unraisable.exc_value
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            # from another thread, a little later: the handler then runs in the main flow, not in this hook
+            threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+        else:
+            previous_hook(unraisable)
 
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _redeliver
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)

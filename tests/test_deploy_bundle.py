@@ -96,12 +96,12 @@ def test_tampered_bundle_and_wrong_inputs_are_refused(made, tmp_path):
         load_bundle(tmp_path)
 
 
-def test_loihi2_backend_without_lava_loihi_is_one_clear_line(made, entry_point):
+def test_loihi2_backend_without_lava_loihi_is_one_clear_line(made, entry_point, tmp_path):
     import py_compile
 
     root, wav = made
     script = root / "bundle" / "run_loihi2.py"
-    py_compile.compile(str(script), doraise=True)
+    py_compile.compile(str(script), cfile=str(tmp_path / "run_loihi2.pyc"), doraise=True)  # not into the bundle
     assert "Loihi2HwCfg" in script.read_text()
     r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav), "--backend", "loihi2"],
                        capture_output=True, text=True, timeout=300)

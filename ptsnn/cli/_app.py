@@ -84,10 +84,16 @@ def fail(message: str, exit_code: int = 2) -> None:
 
 
 def run_app(app: typer.Typer, prog_name: str) -> None:
+    from ptsnn.fileio import Interrupted, signals_as_exceptions
+
     try:
-        app(prog_name=prog_name)
+        with signals_as_exceptions():  # SIGTERM unwinds: finally blocks clean up (temporaries, Lava groups)
+            app(prog_name=prog_name)
     except PtsnnError as exc:
         fail(str(exc), exc.exit_code)
+    except Interrupted:
+        err_console.print("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

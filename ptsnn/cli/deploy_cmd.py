@@ -69,7 +69,7 @@ def run(
         for path in save_payloads(payloads_dir, [p.name for p in inputs], payloads):
             console.print(f"payloads: {path}", highlight=False)
     with console.status(f"running {len(payloads)} utterance(s) on {backend}..."):
-        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=bundle / "logs",
+        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=None,
                            keep_spikes=report is not None)
     for r in results:
         scores = "  ".join(f"{c} {p:.2f}" for c, p in sorted(r.scores.items(), key=lambda kv: -kv[1]))
@@ -116,10 +116,10 @@ def verify(
     if not model.quantized:
         model.quantize()
     feats, host_inputs, names, labels = verification_inputs(data, ckpt, b, limit, max_frames)
-    host = HostRunner(b) if (b.path / "host.onnx").is_file() else None
+    host = HostRunner(b)  # verify checks the host part too: no host.onnx, no verification
     with console.status("verifying...") as status:
         report = run_verify(b, model, feats, names, labels, lava_count=lava, timeout_s=timeout, host=host,
-                            host_inputs=host_inputs if host else None, log_dir=bundle / "logs",
+                            host_inputs=host_inputs, log_dir=None,
                             progress=lambda m: status.update(m))
     table = Table(title=f"spike agreement per layer, % of (step, neuron) ({len(names)} utterances, "
                         f"{report.lava_utterances} in Lava)")
@@ -144,8 +144,26 @@ def verify(
         if d.pair != "float~quantized":
             console.print(f"[red]first divergence {d.pair}[/]: layer {d.layer}, utterance {d.utterance}, "
                           f"step {d.step}, neuron {d.neuron}")
+    for o in report.overflows:
+        console.print(f"[yellow]24-bit {o.register} overflow[/]: layer {o.layer}, utterance {o.utterance}, "
+                      f"step {o.step}, neuron {o.neuron} (value {o.value:,})")
     if report.exact:
-        console.print("[bold green]OK[/]: quantized PyTorch == fast simulator == Lava, spike for spike in every layer")
+        console.print(f"[bold green]OK[/]: {verified_claim(report)}")
     else:
         console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges (see above)")
         raise typer.Exit(1)
+
+
+def verified_claim(report) -> str:
+    """What the OK line may claim: only the comparisons that ran."""
+    chain = "quantized PyTorch == fast simulator"
+    if report.lava_utterances:
+        chain += f" == Lava ({report.lava_utterances} utterance(s))"
+    claim = f"{chain}, spike for spike in every layer"
+    if not report.lava_utterances:
+        claim += " (Lava not run)"
+    if report.host_payload_mismatches == 0:
+        claim += "; host.onnx payloads == PyTorch's"
+    if not report.overflows:
+        claim += "; no 24-bit state overflow"
+    return claim

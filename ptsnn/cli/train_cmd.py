@@ -12,6 +12,7 @@ import typer
 
 from ptsnn.cli._app import console, new_app, run_app
 from ptsnn.errors import InputError
+from ptsnn.fileio import output_folder
 
 
 def train(
@@ -67,20 +68,21 @@ def train(
         root = synthetic_dir or default_synthetic_root(out)
         name = "synthetic"
     ctx = D.init_distributed(device)
-    try:
-        if ctx.is_main:  # generates the synthetic corpus when missing
-            corpus = load_corpus(name, root)
-        D.barrier(ctx)
-        if not ctx.is_main:
-            corpus = load_corpus(name, root)
-        if all_folds:
-            train_folds(cfg, corpus, out, qat=qat, cache_dir=cache_dir, progress=not quiet, console=console, ctx=ctx)
-        else:
-            target = out / f"fold{fold}" if fold is not None else out
-            train_split(cfg, corpus, target, fold=fold, qat=qat, cache_dir=cache_dir, progress=not quiet,
-                        console=console, ctx=ctx)
-    finally:
-        D.cleanup(ctx)
+    with output_folder(out):  # a failed run leaves no empty OUT behind
+        try:
+            if ctx.is_main:  # generates the synthetic corpus when missing
+                corpus = load_corpus(name, root)
+            D.barrier(ctx)
+            if not ctx.is_main:
+                corpus = load_corpus(name, root)
+            if all_folds:
+                train_folds(cfg, corpus, out, qat=qat, cache_dir=cache_dir, progress=not quiet, console=console, ctx=ctx)
+            else:
+                target = out / f"fold{fold}" if fold is not None else out
+                train_split(cfg, corpus, target, fold=fold, qat=qat, cache_dir=cache_dir, progress=not quiet,
+                            console=console, ctx=ctx)
+        finally:
+            D.cleanup(ctx)
 
 
 app = new_app("ptsnn-train", "Train PTS-SNN (float, then optional quantization-aware fine-tuning).")

@@ -26,7 +26,7 @@ import torch
 
 from ptsnn.batching import pad_batch
 from ptsnn.convert import design_rules
-from ptsnn.convert.calibration import max_synaptic_input, quantization_error
+from ptsnn.convert.calibration import max_synaptic_input, quantization_error, state_overflows
 from ptsnn.convert.writers import EMIT_FORMATS, WRITERS, BundleContext
 from ptsnn.fileio import atomic_output, atomic_write_text, signals_as_exceptions
 
@@ -76,16 +76,18 @@ def convert_checkpoint(checkpoint: str | Path, profile, out_dir: str | Path, emi
         model.quantize()
     graph = model.chip_graph(meta=dict(classes=ckpt.classes, frontend=ckpt.frontend,
                                                    config=ckpt.config.to_dict()))
-    errors, peaks = None, None
+    errors, peaks, overflows = None, None, None
     data = load_calibration(calib, model, ckpt.frontend)
     if data is not None:
         step("measuring float-vs-quantized error on calibration data")
         errors = quantization_error(model, *data)
-        peaks = max_synaptic_input(graph, errors.pop("payload"))
+        payload = errors.pop("payload")
+        peaks = max_synaptic_input(graph, payload)
+        overflows = state_overflows(graph, payload)
         errors.pop("steps")
     ctx = BundleContext(graph, profile, out_dir, source=checkpoint, quantization="qat" if was_qat else "post-training",
                         classes=ckpt.classes, frontend=ckpt.frontend, versions=ckpt.versions, emit=tuple(emit),
-                        model=model, errors=errors, peaks=peaks)
+                        model=model, errors=errors, peaks=peaks, overflows=overflows)
     return write_bundle(ctx, step)
 
 
@@ -108,7 +110,8 @@ def write_bundle(ctx: BundleContext, step) -> ConversionResult:
     graph, profile = ctx.graph, ctx.profile
     step(f"design rules and core allocation for {profile.name}")
     ctx.allocation = design_rules.allocate_cores(graph, profile)
-    ctx.violations = design_rules.check(graph, profile, max_synaptic_input=ctx.peaks, allocation=ctx.allocation)
+    ctx.violations = design_rules.check(graph, profile, max_synaptic_input=ctx.peaks, allocation=ctx.allocation,
+                                        state_overflow=ctx.overflows)
     design_rules.enforce(ctx.violations, profile.name)
     out_dir = Path(ctx.directory)
     with signals_as_exceptions(), atomic_output(out_dir, directory=True) as tmp:

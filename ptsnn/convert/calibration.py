@@ -59,3 +59,27 @@ def max_synaptic_input(graph: ChipGraph, payload: np.ndarray) -> dict[str, int]:
     """Largest |a_in| each population receives when the IR runs on ``payload`` (the simulator's own record)."""
     peaks = simulate(graph, payload, record_peak_input=True).peak_input
     return {p.name: peaks[p.name] for p in graph.populations}
+
+
+def state_overflows(graph: ChipGraph, payload: np.ndarray) -> dict[str, dict]:
+    """Per CUBA population, where its 24-bit registers first leave their range on ``payload`` ``[B, T, F]``:
+    ``{layer: {register, sample, step, neuron, value}}`` (the accumulated current, not only one step's input;
+    ``ptsnn.numerics.overflow``). Replayed on the simulator's own spike trains."""
+    from ptsnn.chip.ir import CubaPopulation
+    from ptsnn.chip.synapses import edge_input
+    from ptsnn.numerics.overflow import first_state_overflow
+
+    payload = np.asarray(payload, np.int64)
+    run = simulate(graph, payload)
+    acts = {graph.inputs[0].name: np.moveaxis(payload, 1, 0)}
+    acts.update({k: np.moveaxis(np.asarray(v, np.int64), 1, 0) for k, v in run.spikes.items()})
+    found = {}
+    for pop in graph.populations:
+        if type(pop) is not CubaPopulation:
+            continue
+        a_in = sum(edge_input(e, acts[e.source], graph.message_bits(e.source) > 0) for e in graph.incoming(pop.name))
+        hit = first_state_overflow(np.moveaxis(a_in, 1, 0), pop.params())
+        if hit is not None:
+            found[pop.name] = dict(register=hit.register, sample=hit.sample, step=hit.step, neuron=hit.neuron,
+                                   value=hit.value)
+    return found

@@ -186,17 +186,36 @@ def rule_capacity(graph, profile, allocation: list[CoreAllocation] | None = None
     return out
 
 
-RULES = (rule_graded_input, rule_weight_bits, rule_delay, rule_neuron_formats, rule_state_overflow, rule_fan,
-         rule_capacity)
+def rule_state_replay(graph, profile, state_overflow: dict[str, dict] | None = None,
+                      max_synaptic_input: dict[str, int] | None = None, **_):
+    """The accumulated 24-bit registers, replayed on calibration data (``calibration.state_overflows``): a
+    current that grows over steps wraps even when no single step's input does. Layers the one-step rule
+    already names are not repeated."""
+    bits = _v(profile, "numerics.current_bits")
+    if bits is None or not state_overflow:
+        return []
+    limit = 2 ** (int(bits) - 1) - 1
+    single = {n for n, a in (max_synaptic_input or {}).items() if a * 64 > limit}
+    return [Violation("state_overflow", name, f"{limit:,} ({int(bits)}-bit {o['register']}, numerics.current_bits)",
+                      f"{o['register']} {o['value']:,} at step {o['step']} (calibration sample {o['sample']}, "
+                      f"neuron {o['neuron']})",
+                      "lower model.input_bits or xi, or the population's weight scale or decay")
+            for name, o in state_overflow.items() if name not in single]
+
+
+RULES = (rule_graded_input, rule_weight_bits, rule_delay, rule_neuron_formats, rule_state_overflow,
+         rule_state_replay, rule_fan, rule_capacity)
 
 
 def check(graph: ChipGraph, profile, max_synaptic_input: dict[str, int] | None = None,
-          allocation: list[CoreAllocation] | None = None) -> list[Violation]:
+          allocation: list[CoreAllocation] | None = None,
+          state_overflow: dict[str, dict] | None = None) -> list[Violation]:
     if getattr(profile.profile, "kind", "") == "estimate":
         return []  # an energy estimate (cmos45nm) has no structure to violate
     found: list[Violation] = []
     for rule in RULES:
-        found += rule(graph, profile, max_synaptic_input=max_synaptic_input, allocation=allocation)
+        found += rule(graph, profile, max_synaptic_input=max_synaptic_input, allocation=allocation,
+                      state_overflow=state_overflow)
     return found
 
 

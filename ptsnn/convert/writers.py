@@ -32,6 +32,7 @@ class BundleContext:
     model: object | None = None  # the quantized PTSSNN, when converting a checkpoint
     errors: dict | None = None  # calibration: float-vs-quantized error per population
     peaks: dict | None = None  # calibration: largest |a_in| per population
+    overflows: dict | None = None  # calibration: first 24-bit register overflow per population
     allocation: list = field(default_factory=list)
     violations: list = field(default_factory=list)
     products: dict = field(default_factory=dict)  # what writers hand to later writers (netx_layers, nir, ...)

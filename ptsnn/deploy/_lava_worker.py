@@ -62,4 +62,7 @@ def run_job(job_path: str, result_path: str) -> None:
 
 
 if __name__ == "__main__":
+    from ptsnn.deploy import _guard
+
+    _guard.install(int(os.environ.get("PTSNN_PARENT_PID", "0")))  # before Lava starts any thread or process
     run_job(sys.argv[1], sys.argv[2])

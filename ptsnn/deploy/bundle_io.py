@@ -15,14 +15,23 @@ from pathlib import Path
 import numpy as np
 
 from ptsnn.chip.ir import ChipGraph, IRError
+from ptsnn.deploy.bundle_schema import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    check_tree,
+    parse_manifest,
+    resolve_inside,
+)
 from ptsnn.errors import InputError
 
 
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: dict  # the validated manifest (``spec``) as plain JSON data, for readers that want a dict
     graph: ChipGraph
+    spec: Manifest | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -36,29 +45,116 @@ class Bundle:
         return payload_steps + self.flush_steps
 
 
+REQUIRED_FILES = ("chip_graph.json", "chip_graph.h5")
+
+
 def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Read and check a bundle folder; every problem is one :class:`InputError` line naming the file and field.
+
+    Checks, in order: ``manifest.json`` (size, UTF-8, JSON object, :class:`Manifest` schema), every listed
+    path (relative, inside the folder, no symlinks, no unlisted files), the sha256 of every file, the chip IR
+    (its reader's errors mapped to one line) and the consistency of manifest and graph (class count =
+    readout size, netx layers, flush steps bounded by the graph's own latency)."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
+    if not path.is_dir():
+        raise InputError(f"{path}: not a ptsnn bundle (not a folder)")
+    root = path.resolve()
+    manifest_path = path / MANIFEST
+    if manifest_path.is_symlink() or not manifest_path.is_file():
         raise InputError(f"{path}: not a ptsnn bundle (no manifest.json)")
+    spec = parse_manifest(_read_json(manifest_path), manifest_path)
+    listed = set(spec.files)
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            raise InputError(f"{manifest_path}: files: {name} is not listed (every bundle has the chip IR)")
+    if spec.netx.file is not None and spec.netx.file not in listed:
+        raise InputError(f"{manifest_path}: netx.file: {spec.netx.file} is not listed in files")
+    check_tree(root, listed)
+    for rel, digest in spec.files.items():
+        f = resolve_inside(root, rel)
+        if not f.is_file():
+            raise InputError(f"{path}: {rel} listed in the manifest is missing")
+        if verify_hashes and _sha256(f) != digest:
+            raise InputError(f"{path}: {rel} does not match its sha256 in the manifest (modified or damaged)")
+    graph = _read_graph(path)
+    _check_consistency(spec, graph, manifest_path)
+    return Bundle(path, spec.model_dump(mode="json"), graph, spec)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_json(path: Path):
+    """Bounded, UTF-8, JSON: one line naming the file otherwise."""
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise InputError(f"{path}: {size:,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,})")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{manifest_path}: not valid JSON ({exc.msg})") from None
-    if manifest.get("format") != "ptsnn-bundle":
-        raise InputError(f"{manifest_path}: not a ptsnn bundle manifest")
-    if verify_hashes:
-        for rel, digest in manifest.get("files", {}).items():
-            f = path / rel
-            if not f.is_file():
-                raise InputError(f"{path}: {rel} listed in the manifest is missing")
-            if hashlib.sha256(f.read_bytes()).hexdigest() != digest:
-                raise InputError(f"{path}: {rel} does not match its sha256 in the manifest (modified or damaged)")
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+
+
+def _read_graph(path: Path) -> ChipGraph:
+    """The chip IR reader (``ptsnn.chip.ir``) behind the bundle boundary: whatever it raises on a damaged
+    file becomes one line (its own :class:`IRError` messages, or the kind of error for anything else)."""
+    where = path / "chip_graph.json"
     try:
-        graph = ChipGraph.from_dir(path)
-    except (IRError, KeyError, OSError) as exc:
-        raise InputError(f"{path}: chip graph unreadable ({exc})") from None
-    return Bundle(path, manifest, graph)
+        return ChipGraph.from_dir(path)
+    except IRError as exc:  # its messages name the file already (the IR reader's own validation)
+        msg = str(exc)
+        raise InputError(msg if "chip_graph" in msg else f"{where}: {msg}") from None
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply") from None
+    except MemoryError:
+        raise InputError(f"{where}: declares arrays too large to load") from None
+    except Exception as exc:  # noqa: BLE001 - a trust boundary: a malformed file must not become a traceback
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(f"{where}: unreadable chip graph ({type(exc).__name__}: {detail})") from None
+
+
+def graph_latency(graph: ChipGraph) -> int:
+    """Steps from the host input to the last accumulator along the slowest path (1 + delay per synapse): the
+    most flush steps a correct bundle can need."""
+    lat = {i.name: 0 for i in graph.inputs}
+    for node in [*graph.populations, *graph.accumulators]:
+        lat[node.name] = max(lat[e.source] + 1 + int(e.max_delay) for e in graph.incoming(node.name))
+    return max((lat[a.name] for a in graph.accumulators), default=0)
+
+
+def _check_consistency(spec: Manifest, graph: ChipGraph, where: Path) -> None:
+    if not graph.inputs or not graph.accumulators:
+        raise InputError(f"{where.parent / 'chip_graph.json'}: needs a host input and a readout accumulator")
+    for i in graph.inputs:
+        if not graph.outgoing(i.name):
+            raise InputError(f"{where.parent / 'chip_graph.json'}: inputs.{i.name}: connects to nothing")
+    readout = graph.accumulators[0].size
+    if spec.classes and len(spec.classes) != readout:
+        raise InputError(f"{where}: classes: {len(spec.classes)} names for a readout of {readout} neurons")
+    if spec.timing.flush_steps != graph.flush_steps:
+        raise InputError(f"{where}: timing.flush_steps: {spec.timing.flush_steps} but the chip graph says "
+                         f"{graph.flush_steps}")
+    latency = graph_latency(graph)
+    if not 0 <= graph.flush_steps <= latency:
+        raise InputError(f"{where.parent / 'chip_graph.json'}: flush_steps: {graph.flush_steps} outside 0..{latency} "
+                         f"(the graph's longest input-to-readout latency)")
+    pops = [p.name for p in graph.populations]
+    if spec.netx.layers != pops[: len(spec.netx.layers)]:
+        raise InputError(f"{where}: netx.layers: {spec.netx.layers} is not a leading chain of the chip graph's "
+                         f"populations")
+    if spec.netx.layers and spec.netx.file is None:
+        raise InputError(f"{where}: netx.layers: listed without a netx.file")
 
 
 class HostRunner:
@@ -70,19 +166,43 @@ class HostRunner:
             raise InputError(f"{bundle.path}: no host.onnx (convert with --emit onnx to run audio or features)")
         import onnxruntime as ort
 
+        self.path = onnx_path
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1  # deterministic and small; the chip part dominates anyway
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        opts.log_severity_level = 4  # errors come back as exceptions (one line below), not as log spam
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types; a trust boundary
+            raise InputError(f"{onnx_path}: not a loadable ONNX model ({_first_line(exc)})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1 or inputs[0].name not in ("wave", "features"):
+            raise InputError(f"{onnx_path}: expected one input ('wave' or 'features') and one output, got "
+                             f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}")
+        self.input_name = inputs[0].name
         self.takes_audio = self.input_name == "wave"
         self.feature_dim = bundle.graph.inputs[0].size
+        self.levels = bundle.graph.inputs[0].levels
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         if not self.takes_audio and (x.ndim != 2 or x.shape[1] != self.feature_dim):
             raise InputError(f"features of shape {x.shape}, expected [frames, {self.feature_dim}]")
-        (payload,) = self.session.run(None, {self.input_name: x[None]})
+        try:
+            (payload,) = self.session.run(None, {self.input_name: x[None]})
+        except Exception as exc:  # noqa: BLE001 - a damaged graph can fail only when it runs
+            raise InputError(f"{self.path}: the host part failed to run ({_first_line(exc)})") from None
+        payload = np.asarray(payload)
+        if payload.ndim != 3 or payload.shape[0] != 1 or payload.shape[2] != self.feature_dim:
+            raise InputError(f"{self.path}: host part returned shape {payload.shape}, expected "
+                             f"[1, steps, {self.feature_dim}]")
+        if not np.isfinite(payload).all() or np.abs(payload).max(initial=0) > self.levels:
+            raise InputError(f"{self.path}: host part returned payloads outside -{self.levels}..{self.levels}")
         return np.rint(payload[0]).astype(np.int64)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray:

@@ -2,8 +2,10 @@
 cleaned up, failures reported as one line with the log kept.
 
 Lava's runtime starts processes of its own and, when one of them dies, tends to hang instead of failing.
-So the whole Lava run lives in a separate session (``start_new_session=True``); whatever happens (success,
-error, timeout, Ctrl-C) the parent kills that process group in ``finally``, and no Lava process survives.
+So the whole Lava run lives in a separate session (``start_new_session=True``) that the parent watches
+(:func:`_watch`): when the worker or any Lava process of the group dies, on timeout, on error or Ctrl-C, the
+parent kills the group in ``finally`` and names what died. The worker in turn dies with its parent and takes
+Lava's processes with it (:mod:`ptsnn.deploy._guard`), so no Lava process survives either side.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,30 +82,80 @@ def run_bundle(bundle_dir: str | os.PathLike, payloads: list[np.ndarray], steps:
 
 
 def _run_child(module: str, job: dict, timeout_s: float, log_dir, what: str) -> dict[str, np.ndarray]:
-    """Run ``python -m module JOB RESULT`` in its own session; kill its process group whatever happens."""
+    """Run ``python -m module JOB RESULT`` in its own session and watch its whole process group: the run ends
+    (group killed) when the worker exits, when any process of the group dies, on timeout and on any error."""
     with tempfile.TemporaryDirectory(prefix="ptsnn-lava-") as work:
         job_path, result = Path(work, "job.npz"), Path(work, "result.npz")
         np.savez(job_path, **job)
         log_path = Path(log_dir or work, "lava.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PTSNN_PARENT_PID=str(os.getpid()))
         with open(log_path, "w") as log:
             proc = subprocess.Popen([sys.executable, "-m", module, str(job_path), str(result)],
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=env, cwd=work)  # cwd: nothing lands elsewhere
             try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                code = None
+                code, died = _watch(proc, timeout_s)
             finally:
                 _kill_group(proc)  # also reaps Lava's own children after a normal exit
-        if code is None or code != 0 or not result.exists():
+        if died or code is None or code != 0 or not result.exists():
             kept = _keep_log(log_path, log_dir)
-            last = _last_line(kept)
-            status = f"timed out after {timeout_s:.0f} s" if code is None else f"failed (exit {code})"
-            raise LavaRunError(f"Lava run of {what} {status}: {last} (log: {kept})")
+            guard = _guard_line(kept)
+            if guard:  # the worker's own report names the first process that died
+                status = f"stopped: {guard}"
+            elif died:
+                status = f"stopped: {died}"
+            elif code is None:
+                status = f"timed out after {timeout_s:.0f} s"
+            elif code < 0:
+                status = f"stopped: the Lava worker {proc.pid} was killed by {signal.Signals(-code).name}"
+            else:
+                status = f"failed (exit {code}): {_last_line(kept)}"
+            raise LavaRunError(f"Lava run of {what} {status} (log: {kept})")
         with np.load(result) as data:
             return {k: data[k] for k in data.files}
+
+
+WATCH_PERIOD_S = 0.2
+GROUP_SCAN_PERIOD_S = 2.0  # a scan of /proc costs tens of ms on a busy machine; the worker's guard is faster
+
+
+def _watch(proc: subprocess.Popen, timeout_s: float) -> tuple[int | None, str | None]:
+    """Wait for the worker; returns ``(exit code or None on timeout, what died or None)``. Also scans the
+    process group, so that a Lava process that dies while the worker itself is stuck (its guard did not see
+    it) ends the run within a scan."""
+    from ptsnn.deploy import _guard, _procs
+
+    deadline = time.monotonic() + timeout_s
+    next_scan = time.monotonic() + GROUP_SCAN_PERIOD_S
+    while True:
+        code = proc.poll()
+        if code is not None:
+            return code, None
+        if time.monotonic() < next_scan:
+            if time.monotonic() > deadline:
+                return None, None
+            time.sleep(WATCH_PERIOD_S)
+            continue
+        next_scan = time.monotonic() + GROUP_SCAN_PERIOD_S
+        members = _procs.group(proc.pid)
+        if not any(p.pid == proc.pid and p.alive for p in members):
+            time.sleep(WATCH_PERIOD_S)
+            continue  # the worker ended: its children die after it (PDEATHSIG); poll() gives its status
+        for p in members:
+            death = _guard.fatal_death(p) if p.pid != proc.pid else None
+            if death:
+                return None, f"Lava runtime process {p.pid} {death}"
+        if time.monotonic() > deadline:
+            return None, None
+        time.sleep(WATCH_PERIOD_S)
+
+
+def _guard_line(log_path: Path) -> str | None:
+    from ptsnn.deploy._guard import GUARD_PREFIX
+
+    lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.startswith(GUARD_PREFIX)]
+    return lines[-1].removeprefix(GUARD_PREFIX).strip() if lines else None
 
 
 def _keep_log(log_path: Path, log_dir) -> Path:

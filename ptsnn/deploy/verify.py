@@ -37,12 +37,23 @@ class Divergence:
 
 
 @dataclass
+class Overflow:
+    layer: str
+    utterance: str
+    step: int
+    neuron: int
+    register: str  # current (wraps modulo 2**24) or voltage (saturates)
+    value: int
+
+
+@dataclass
 class VerifyReport:
     layers: list[dict]  # per layer: agreement percentages per pair, spike counts
     predictions: dict[str, dict]  # backend -> {"wa", "ua", "agree_with_quantized"}
     divergences: list[Divergence] = field(default_factory=list)
     host_payload_mismatches: int | None = None
     lava_utterances: int = 0
+    overflows: list[Overflow] = field(default_factory=list)  # first 24-bit state overflow per layer
 
     @property
     def exact(self) -> bool:
@@ -141,4 +152,31 @@ def verify(bundle: Bundle, model, features: list[np.ndarray], names: list[str], 
     for i, r in enumerate(lava):
         if not np.array_equal(r["readout"], fast[i]["readout"]):
             divergences.append(Divergence("fast==lava", "readout", names[i], int(steps[i]) - 1, -1))
-    return VerifyReport(rows, predictions, divergences, host_mismatch, len(lava))
+    return VerifyReport(rows, predictions, divergences, host_mismatch, len(lava),
+                        state_overflows(bundle.graph, payloads, fast, names))
+
+
+def state_overflows(graph, payloads: list[np.ndarray], fast: list[dict], names: list[str]) -> list[Overflow]:
+    """Replay each population's 24-bit registers on the spike trains the fast simulator produced and report,
+    per layer, the first utterance/step/neuron where the current wrapped or the voltage saturated (the chain
+    can be exact and still overflow: every backend wraps the same way)."""
+    from ptsnn.chip.ir import CubaPopulation
+    from ptsnn.chip.synapses import edge_input
+    from ptsnn.numerics.overflow import first_state_overflow
+
+    found = []
+    host = graph.inputs[0]
+    for pop in graph.populations:
+        if type(pop) is not CubaPopulation:  # fire-once and sigma-delta neurons have their own registers
+            continue
+        for i, (p, r) in enumerate(zip(payloads, fast)):
+            acts = {host.name: np.zeros((r["steps"], 1, p.shape[1]), np.int64)}  # time-major [T, B=1, N]
+            acts[host.name][: len(p), 0] = p
+            acts.update({k: np.asarray(v, np.int64)[:, None] for k, v in r["spikes"].items()})
+            a_in = sum(edge_input(e, acts[e.source], graph.message_bits(e.source) > 0)
+                       for e in graph.incoming(pop.name))
+            hit = first_state_overflow(np.moveaxis(a_in, 1, 0), pop.params())
+            if hit is not None:
+                found.append(Overflow(pop.name, names[i], hit.step, hit.neuron, hit.register, hit.value))
+                break
+    return found
