@@ -115,3 +115,25 @@ def test_streamed_counts_and_readouts_equal_the_full_run():
     for i, s in enumerate(s0):
         for pop in g.populations:
             np.testing.assert_array_equal(run0.spikes[pop.name][i, :s], full.spikes[pop.name][i, :s])
+
+
+@pytest.mark.parametrize("decays", [(1024, 1024), (4096, 512), (2048, 2048)])
+def test_cuba_fast_path_skips_resting_steps_exactly(decays, monkeypatch):
+    """Bursts of input separated by long silent gaps (as in NTIDIGITS): the fast path skips steps where the
+    population rests (u = v = 0, no bias, no input) and still equals the int32 reference, voltages included."""
+    from ptsnn.chip import kernels
+
+    rng = np.random.default_rng(sum(decays))
+    steps, n = 1800, 30
+    a_in = np.zeros((steps, 2, n), np.int64)
+    for start in range(0, steps, 300):
+        a_in[start:start + 5] = rng.integers(-900, 1800, (5, 2, n))
+    p = loihi.CubaParams(du=decays[0] - 1 if decays[0] else 0, dv=decays[1], vth=400, bias_mant=0)
+    calls = []
+    step = kernels.CubaFast.step
+    monkeypatch.setattr(kernels.CubaFast, "step", lambda self, a, o: calls.append(1) or step(self, a, o))
+    fast_s, fast_v = kernels.run_cuba(a_in, p, record_voltage=True, path="fast")
+    ref_s, ref_v = kernels.run_cuba(a_in, p, record_voltage=True, path="reference")
+    np.testing.assert_array_equal(fast_s, ref_s)
+    np.testing.assert_array_equal(fast_v, ref_v)
+    assert ref_s.any() and len(calls) < steps // 2  # it spiked, and most silent steps were skipped
