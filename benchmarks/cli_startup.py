@@ -47,9 +47,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--bundle", type=Path, help="an existing bundle (default: build the small untrained one)")
+    ap.add_argument("--src", type=Path, help="the ptsnn source tree to time (default: this checkout), e.g. an "
+                    "older commit's `git archive` to compare in one sitting")
     args = ap.parse_args()
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    src = args.src.resolve() if args.src else Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,7 +73,7 @@ def main() -> None:
         full = timed(run_cmd, args.runs, env)
         tops = top_imports(run_cmd, env)
     med = statistics.median
-    print(f"{args.runs} runs each, fresh interpreter per run, 3 s utterance, backend fast")
+    print(f"source {src}; {args.runs} runs each, fresh interpreter per run, 3 s utterance, backend fast")
     print(f"python -c pass           : median {med(bare):.3f} s")
     print(f"import ptsnn.cli.main    : median {med(imp):.3f} s")
     print(f"ptsnn run ... --backend fast: median {med(full):.3f} s (min {min(full):.3f}, max {max(full):.3f}); "
