@@ -24,22 +24,77 @@ def payload(x: np.ndarray, graded: bool) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64) if graded else np.ascontiguousarray(x != 0, dtype=np.int64)
 
 
-def matmul_exact(s: np.ndarray, w: np.ndarray, s_max: float | None = None) -> np.ndarray:
+def matmul_exact(s: np.ndarray, w: np.ndarray, s_max: float | None = None, binary: bool = False) -> np.ndarray:
     """``s @ w.T`` over the last axis of ``s`` (any leading axes) for integer-valued arrays (``s`` may
-    already be float64), exactly: one float64 BLAS product when no partial sum can reach 2**53, else int64
-    (exact modulo 2**64)."""
-    lead = s.shape[:-1]
-    s2 = s.reshape(-1, s.shape[-1])
+    already be float), exactly, as int64 (exact modulo 2**64 beyond the float range). ``binary``: ``s`` holds
+    only 0 and 1 (spikes), which lets sparse activity be summed column by column."""
+    out = _product(s.reshape(-1, s.shape[-1]), w, s_max, binary)
+    if out.dtype != np.int64:
+        out = out.astype(np.int64)
+    return out.reshape(*s.shape[:-1], w.shape[0])
+
+
+# Sparse products. Every path below sums the same integer products; while no partial sum can reach the
+# float type's exact range (2**24 for float32, 2**53 for float64) any summation order gives the exact sum,
+# so the sparse paths are exact under the same bound as the BLAS product (tests/test_chip_fast_paths.py).
+_SPARSE_MIN_ROWS = 2048  # below this a BLAS product is cheap and scipy's import (~0.2 s) would dominate
+_SPARSE_COST = 8.0  # one sparse multiply-accumulate costs about this many BLAS ones (measured on 2 cores)
+_GATHER_MAX_FAN_IN = 4  # weight rows with at most this many synapses: gather instead of a product
+
+
+def _product(s2: np.ndarray, w: np.ndarray, s_max: float | None, binary: bool) -> np.ndarray:
+    """``s2 @ w.T`` for a 2-D ``s2``: float32/float64 holding exact integers when the bound allows (then by
+    the cheapest of a dense BLAS product, a gather over sparse weight rows, or a sum of the weight columns
+    of active inputs), else int64."""
     if s_max is None:
         s_max = float(np.abs(s2).max(initial=0))
     bound = float(np.abs(w).sum(axis=1).max(initial=0)) * s_max
-    if bound < _EXACT_FLOAT32:  # the common case (8-bit weights, spikes): float32 BLAS is exact and 2x faster
-        out = (s2.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
-    elif bound < _EXACT_FLOAT:
-        out = (s2.astype(np.float64, copy=False) @ w.T.astype(np.float64)).astype(np.int64)
-    else:
-        out = s2.astype(np.int64) @ w.T.astype(np.int64)
-    return out.reshape(*lead, w.shape[0])
+    if bound >= _EXACT_FLOAT:
+        return s2.astype(np.int64) @ w.T.astype(np.int64)
+    dtype = np.float32 if bound < _EXACT_FLOAT32 else np.float64  # float32 BLAS is exact there and 2x faster
+    rows, (n_out, n_in) = s2.shape[0], w.shape
+    nz_w = w != 0
+    fan_in = int(nz_w.sum(axis=1).max(initial=0))
+    if fan_in <= _GATHER_MAX_FAN_IN and fan_in * 4 < n_in:  # fixed wiring (one-to-one, few-to-one)
+        return _gather_rows(s2, w, nz_w, fan_in, dtype)
+    dense_cost = float(rows) * n_in * n_out
+    if binary and rows >= _SPARSE_MIN_ROWS:
+        active = s2 != 0
+        n_active = int(np.count_nonzero(active))
+        if _SPARSE_COST * n_active * n_out < dense_cost:
+            return _sum_active_columns(active, w, dtype)
+    elif not binary and rows >= _SPARSE_MIN_ROWS:
+        nnz = int(np.count_nonzero(nz_w))
+        if _SPARSE_COST * nnz * rows < dense_cost:
+            import scipy.sparse
+
+            return np.asarray(scipy.sparse.csr_matrix(w.astype(dtype)) @ s2.T.astype(dtype)).T
+    return s2.astype(dtype, copy=False) @ w.T.astype(dtype)
+
+
+def _gather_rows(s2: np.ndarray, w: np.ndarray, nz_w: np.ndarray, fan_in: int, dtype) -> np.ndarray:
+    """Weight rows with at most ``fan_in`` synapses: ``out[:, j] = sum_k s2[:, idx[j, k]] * w[j, idx[j, k]]``."""
+    n_out = w.shape[0]
+    out = np.zeros((s2.shape[0], n_out), dtype)
+    order = np.argsort(~nz_w, axis=1, kind="stable")[:, :fan_in]  # the synapses of each row first
+    for k in range(fan_in):
+        idx = order[:, k]
+        wk = w[np.arange(n_out), idx].astype(dtype)
+        if np.any(wk):
+            out += s2[:, idx].astype(dtype, copy=False) * wk
+    return out
+
+
+def _sum_active_columns(active: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+    """Binary ``s2``: each row's sum of the weight columns of its active inputs (a sparse-dense product)."""
+    import scipy.sparse
+
+    counts = np.count_nonzero(active, axis=1)
+    indptr = np.zeros(active.shape[0] + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    cols = np.nonzero(active)[1]
+    s_sparse = scipy.sparse.csr_matrix((np.ones(len(cols), dtype), cols, indptr), shape=active.shape)
+    return np.asarray(s_sparse @ np.ascontiguousarray(w.T, dtype=dtype))
 
 
 def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None, s: np.ndarray,
@@ -52,26 +107,43 @@ def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None,
     per output: one matrix product plus a per-column time shift. Per-input delays: one product per delay over
     that delay's inputs only. General per-synapse delays: one masked product per distinct delay."""
     steps = s.shape[0]
-    a_in = np.zeros((steps, *s.shape[1:-1], weights.shape[0]), np.int64)
+    out_shape = (steps, *s.shape[1:-1], weights.shape[0])
     if steps < 2:
-        return a_in
+        return np.zeros(out_shape, np.int64)
     s_max = int(np.abs(s).max(initial=0))
     bound = int(np.abs(weights).sum(axis=1).max(initial=0)) * s_max
     s = s.astype(np.float32 if bound < _EXACT_FLOAT32 else np.float64)  # once; exactness checked per product
+    binary = not graded
     safe = (bound << max(weight_exp, 0)) < 2**31  # no int32 register can wrap: shift only
+    if safe:
+        # Every sum is an exact integer below 2**31 in the product's float type: the shift is an exact
+        # scaling by a power of two (plus floor for right shifts), and the sums are collected in float64.
+        a_in = np.zeros(out_shape, np.float64)
+        scale = 2.0**weight_exp
 
-    def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
-        return loihi.shift_exp(acc, weight_exp) if safe else loihi.dense_output(acc, weight_exp, graded, delayed)
+        def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
+            if weight_exp == 0:
+                return acc
+            return acc * scale if weight_exp > 0 else np.floor(acc * scale)
+    else:
+        a_in = np.zeros(out_shape, np.int64)
+
+        def post(acc: np.ndarray, delayed: bool) -> np.ndarray:
+            return loihi.dense_output(acc, weight_exp, graded, delayed)
+
+    def product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        out = _product(x.reshape(-1, x.shape[-1]), w, s_max, binary).reshape(*x.shape[:-1], w.shape[0])
+        return out if safe else out.astype(np.int64, copy=False)
 
     if delays is None:
-        a_in[1:] = post(matmul_exact(s[:-1], weights, s_max), False)
-        return a_in
+        a_in[1:] = post(product(s[:-1], weights), False)
+        return a_in.astype(np.int64) if safe else a_in
     if graded and not loihi.graded_products_fit_int32(np.abs(weights).max(initial=0), s_max):
         raise InputError("graded payloads times weights exceed int32 in Lava's DelayDense (each product wraps); "
                          "not emulated")
     lags = [(int(d), 1 + int(d)) for d in np.unique(delays) if 1 + int(d) < steps]
     if np.all(delays == delays[:, :1]):  # per output neuron
-        acc = matmul_exact(s[:-1], weights, s_max)
+        acc = product(s[:-1], weights)
         per_out = delays[:, 0]
         for d, lag in lags:
             cols = per_out == d
@@ -80,11 +152,11 @@ def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None,
         per_in = delays[0]
         for d, lag in lags:
             rows = per_in == d
-            a_in[lag:] += post(matmul_exact(s[: steps - lag, ..., rows], weights[:, rows], s_max), True)
+            a_in[lag:] += post(product(s[: steps - lag, ..., rows], weights[:, rows]), True)
     else:
         for d, lag in lags:
-            a_in[lag:] += post(matmul_exact(s[: steps - lag], np.where(delays == d, weights, 0), s_max), True)
-    return a_in if safe else loihi.wrap_int32(a_in)
+            a_in[lag:] += post(product(s[: steps - lag], np.where(delays == d, weights, 0)), True)
+    return a_in.astype(np.int64) if safe else loihi.wrap_int32(a_in)
 
 
 def conv2d_exact(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from ptsnn.cli._app import console, new_app
-from ptsnn.hw_profiles import HardwareProfile, list_profiles, load_profile
+
+if TYPE_CHECKING:
+    from ptsnn.hw_profiles import HardwareProfile
 
 profiles_app = new_app(
     "profiles", "List, show and check hardware profiles (limits, numerics, energy per op)."
@@ -33,6 +35,8 @@ def _list(ctx: typer.Context) -> None:
     for column in ("cores", "neurons/core", "pJ/syn-op", "proxies"):
         table.add_column(column, justify="right", no_wrap=True)
     notes = []
+    from ptsnn.hw_profiles import list_profiles, load_profile  # pydantic: imported by the profile verbs only
+
     for name in list_profiles():
         p = load_profile(name)
         table.add_row(
@@ -58,6 +62,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
 ) -> None:
     """Print one profile in full: every number with unit, source and proxy marker."""
+    from ptsnn.hw_profiles import load_profile
+
     p = load_profile(name_or_path)
     if as_json:
         # Plain stdout (no rich markup/wrapping) so the output parses; it validates back into the schema.
@@ -103,6 +109,8 @@ def check(
     file: Annotated[str, typer.Argument(metavar="FILE", help="profile TOML file (or built-in name)")],
 ) -> None:
     """Validate a profile file; print "ok" or one line naming the field and the problem."""
+    from ptsnn.hw_profiles import load_profile
+
     p = load_profile(file)
     n = len(list(p.numbers()))
     console.print(

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from ptsnn import safeio
 from ptsnn.errors import InputError
@@ -182,6 +181,8 @@ def resample(x: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     if sr == target_sr:
         return np.asarray(x, dtype=np.float32)
     g = math.gcd(int(sr), int(target_sr))
+    from scipy.signal import resample_poly  # here: scipy.signal takes ~0.5 s to import, most files need no resampling
+
     y = resample_poly(np.asarray(x, dtype=np.float64), target_sr // g, sr // g)
     return y.astype(np.float32)
 

@@ -24,13 +24,19 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, lfilter
 
 from ptsnn.data.audio import save_audio
 from ptsnn.data.corpus import Utterance
 from ptsnn.data.manifest import write_manifest
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_write_text
+
+
+def scipy_signal():
+    """``scipy.signal``, imported on first use: it takes ~0.5 s, and ``ptsnn run`` imports this package."""
+    import scipy.signal
+
+    return scipy.signal
 
 MANIFEST_NAME = "manifest.csv"
 INFO_NAME = "corpus.json"
@@ -245,7 +251,7 @@ def _sentence(config: SyntheticCorpusConfig, sentence: int) -> _Sentence:
 
 @lru_cache(maxsize=8)
 def _fricative_filter(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    b, a = butter(2, 2500.0 / (sample_rate / 2), btype="highpass")
+    b, a = scipy_signal().butter(2, 2500.0 / (sample_rate / 2), btype="highpass")
     return b.astype(np.float32), a.astype(np.float32)
 
 
@@ -314,7 +320,7 @@ def generate_utterance(config: SyntheticCorpusConfig, speaker: int, label: str, 
     # glottal flow (two-pole low-pass; the pole is the tilt) and lip radiation (first difference)
     # (one filter: (1-p)^2 (1 - z^-1) / (1 - p z^-1)^2)
     glottal_b = (1.0 - tilt) ** 2 * np.float32([1.0, -1.0])
-    source = lfilter(glottal_b, np.float32([1.0, -2 * tilt, tilt * tilt]), excitation)
+    source = scipy_signal().lfilter(glottal_b, np.float32([1.0, -2 * tilt, tilt * tilt]), excitation)
     source /= np.sqrt(np.mean(source**2)) + 1e-12
     # aspiration noise, modulated at the glottal rate as in breathy phonation
     glottal_phase = (2 * np.pi * (phase % 1.0)).astype(np.float32)
@@ -341,7 +347,7 @@ def generate_utterance(config: SyntheticCorpusConfig, speaker: int, label: str, 
                 burst = min(length, int(0.012 * fs))
                 consonant_env[split - burst:split] = 0.5 * np.linspace(1.0, 0.2, burst, dtype=np.float32)
         b, a = _vocal_tract(formants[text.vowels[i]], FORMANT_BANDWIDTHS * (1.0 + breath), fs)
-        voiced[split:stop] = lfilter(b, a, source[split:stop])
+        voiced[split:stop] = scipy_signal().lfilter(b, a, source[split:stop])
         arc = np.abs(np.sin(np.linspace(0.0, np.pi, stop - split, dtype=np.float32)))
         stress = (1.4 if text.stressed[i] else 1.0) * math.exp(rng.normal(0.0, 0.15))
         envelope[split:stop] = stress * arc ** np.float32(articulation)
@@ -349,7 +355,7 @@ def generate_utterance(config: SyntheticCorpusConfig, speaker: int, label: str, 
     noisy = consonant_env > 0
     hiss[noisy] = rng.standard_normal(int(noisy.sum()), dtype=np.float32)
     b, a = _fricative_filter(fs)
-    hiss = lfilter(b, a, hiss)
+    hiss = scipy_signal().lfilter(b, a, hiss)
     speech = voiced / (np.sqrt(np.mean(voiced[envelope > 0] ** 2)) + 1e-12) * envelope + hiss * consonant_env
 
     # --- level: effort + speaker + random recording gain; background noise; peak guard ---

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptsnn.batching import pad_batch
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
@@ -33,19 +32,32 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+FAST_BATCH = 64  # utterances per simulator batch: bounds memory whatever the number of utterances
+
+
 def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", timeout_s: float = 600.0,
-             keep_spikes: bool = False, log_dir=None) -> list[dict]:
+             keep_spikes: bool = False, log_dir=None, want_spikes: bool = True) -> list[dict]:
     """Run payloads ``[steps_i, F]`` through the chip part. Returns per utterance ``{"steps", "readout",
-    "spikes": {population: [T, N] bool}}`` with T = steps_i + flush."""
+    "spikes": {population: [T, N] bool}}`` with T = steps_i + flush. With ``want_spikes=False`` (and not
+    ``keep_spikes``) the fast backend streams and returns ``"spike_counts"`` per population instead."""
     steps = [len(p) + bundle.flush_steps for p in payloads]
     if backend == "fast":
-        from ptsnn.chip.simulator import simulate_chip
+        from ptsnn.chip.simulator import simulate_batches
 
-        batch, _ = pad_batch(payloads, length=max(steps), dtype=np.int64)  # zeros after each payload: flush
-        run = simulate_chip(bundle.graph, batch)
-        totals = run.readout(bundle.graph.accumulators[0].name, np.asarray(steps))
-        return [dict(steps=s, readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
-                for i, s in enumerate(steps)]
+        acc = bundle.graph.accumulators[0].name
+        if not keep_spikes and not want_spikes:  # readouts and spike counts only, batch by batch
+            from ptsnn.chip.simulator import simulate_stream
+
+            res = simulate_stream(bundle.graph, payloads, FAST_BATCH)
+            return [dict(steps=int(s), readout=res.readouts[acc][i],
+                         spike_counts={k: int(v[i].sum()) for k, v in res.spike_counts.items()})
+                    for i, s in enumerate(res.steps)]
+        out = []
+        for s_batch, run in simulate_batches(bundle.graph, payloads, FAST_BATCH):
+            totals = run.readout(acc, s_batch)
+            out += [dict(steps=int(s), readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
+                    for i, s in enumerate(s_batch)]
+        return out
     if backend == "lava":
         from ptsnn.deploy import lava_runner
 
@@ -67,7 +79,7 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
 
 def classify(bundle: Bundle, payloads: list[np.ndarray], names: list[str], backend: str = "fast",
              timeout_s: float = 600.0, keep_spikes: bool = False, log_dir=None) -> list[UtteranceResult]:
-    runs = chip_run(bundle, payloads, backend, timeout_s, keep_spikes, log_dir)
+    runs = chip_run(bundle, payloads, backend, timeout_s, keep_spikes, log_dir, want_spikes=keep_spikes)
     results = []
     for name, r in zip(names, runs):
         logits = logits_from_readout(bundle, r["readout"], np.asarray(r["steps"]))
@@ -75,6 +87,6 @@ def classify(bundle: Bundle, payloads: list[np.ndarray], names: list[str], backe
         results.append(UtteranceResult(
             name=name, label=bundle.classes[int(np.argmax(logits))],
             scores={c: float(p) for c, p in zip(bundle.classes, probs)}, logits=logits, steps=int(r["steps"]),
-            spike_counts={k: int(v.sum()) for k, v in r["spikes"].items()},
+            spike_counts=r["spike_counts"] if "spike_counts" in r else {k: int(v.sum()) for k, v in r["spikes"].items()},
             spikes=r["spikes"] if keep_spikes else None))
     return results

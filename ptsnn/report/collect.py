@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptsnn.batching import pad_batch
 from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
 from ptsnn.chip.synapses import edge_input
 from ptsnn.errors import InputError
@@ -215,23 +214,23 @@ def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None 
                       record_voltage: bool = True, batch_size: int = 8, progress=None) -> ActivityCollector:
     """Run payloads ``[steps_i, F]`` through ``simulate_chip`` in batches (as ``deploy.run.chip_run`` streams
     them: payload, then ``flush_steps`` empty steps) and count every utterance."""
-    from ptsnn.chip.simulator import simulate_chip
+    from ptsnn.chip.simulator import simulate_batches
 
     names = list(names) if names is not None else [f"utt{i}" for i in range(len(payloads))]
     if len(names) != len(payloads):
         raise InputError(f"{len(payloads)} payloads but {len(names)} names")
     collector = ActivityCollector(graph)
-    for start in range(0, len(payloads), batch_size):
-        chunk = payloads[start:start + batch_size]
-        steps = [len(p) + graph.flush_steps for p in chunk]
-        batch, _ = pad_batch(chunk, length=max(steps), dtype=np.int64)
+    start = 0
+    batches = simulate_batches(graph, payloads, batch_size, record_voltage=record_voltage)
+    while start < len(payloads):
         if progress:
-            progress(f"simulating utterances {start + 1}-{start + len(chunk)} of {len(payloads)}")
-        run = simulate_chip(graph, batch, record_voltage=record_voltage)
-        for i, p in enumerate(chunk):
-            s = steps[i]
+            progress(f"simulating utterances {start + 1}-{min(start + batch_size, len(payloads))} of {len(payloads)}")
+        steps, run = next(batches)
+        for i, s in enumerate(steps):
             volts = {k: v[i, :s] for k, v in run.voltages.items()} if run.voltages is not None else None
-            collector.add(names[start + i], p, {k: v[i, :s] for k, v in run.spikes.items()}, volts, steps=s)
+            collector.add(names[start + i], payloads[start + i], {k: v[i, :s] for k, v in run.spikes.items()},
+                          volts, steps=int(s))
+        start += len(steps)
     return collector
 
 
