@@ -119,7 +119,7 @@ def verify(
     host = HostRunner(b) if (b.path / "host.onnx").is_file() else None
     with console.status("verifying...") as status:
         report = run_verify(b, model, feats, names, labels, lava_count=lava, timeout_s=timeout, host=host,
-                            host_inputs=host_inputs if host else None, log_dir=bundle / "logs",
+                            host_inputs=(host_inputs if host.takes_audio else feats) if host else None, log_dir=bundle / "logs",
                             progress=lambda m: status.update(m))
     table = Table(title=f"spike agreement per layer, % of (step, neuron) ({len(names)} utterances, "
                         f"{report.lava_utterances} in Lava)")
@@ -135,7 +135,8 @@ def verify(
         console.print(f"{backend:>9}: {p['utterances']} utterances, prediction agreement with quantized "
                       f"{p['agree_with_quantized']:.1f} %{extra}")
     if report.host_payload_mismatches is not None:
-        console.print(f"host.onnx vs PyTorch host payloads: {report.host_payload_mismatches} mismatching values")
+        ties = f" ({report.host_payload_boundary_ties} rounding-boundary ties tolerated)" if report.host_payload_boundary_ties else ""
+        console.print(f"host.onnx vs PyTorch host payloads: {report.host_payload_mismatches} mismatching values{ties}")
     float_div = [d for d in report.divergences if d.pair == "float~quantized"]
     if float_div:  # expected (quantization), shown once: where float and fixed point first part ways
         d = float_div[0]

@@ -76,12 +76,16 @@ class HostRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.takes_audio = self.input_name == "wave"
         self.feature_dim = bundle.graph.inputs[0].size
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.min_samples = int(meta.get("ptsnn.min_samples", 1))  # shorter audio is zero-padded, as in training
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         if not self.takes_audio and (x.ndim != 2 or x.shape[1] != self.feature_dim):
             raise InputError(f"features of shape {x.shape}, expected [frames, {self.feature_dim}]")
-        (payload,) = self.session.run(None, {self.input_name: x[None]})
+        if self.takes_audio and x.shape[-1] < self.min_samples:
+            x = np.pad(x, (0, self.min_samples - x.shape[-1]))
+        (payload,) = self.session.run(["payload"], {self.input_name: x[None]})
         return np.rint(payload[0]).astype(np.int64)
 
 
@@ -98,8 +102,9 @@ def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray
             raise InputError(f"{path}: features contain NaN or Inf")
         return host(feats)
     if not host.takes_audio:
-        raise InputError(f"{path}: this bundle takes precomputed features (.npy), its front end is "
-                         f"{bundle.manifest.get('frontend', {}).get('kind')}")
+        from ptsnn.deploy.host_frontend import features_from_audio
+
+        return host(features_from_audio(bundle, path))  # the recorded front end in PyTorch, or a clear error
     from ptsnn.data.audio import load_audio
 
     wave = load_audio(path, target_sr=16000)
