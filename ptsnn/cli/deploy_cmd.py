@@ -112,15 +112,23 @@ def verify(
     b = load_bundle(bundle)
     if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
         raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
-    model, ckpt = load_model(checkpoint)
-    if not model.quantized:
-        model.quantize()
-    feats, host_inputs, names, labels = verification_inputs(data, ckpt, b, limit, max_frames)
-    host = HostRunner(b) if (b.path / "host.onnx").is_file() else None
-    with console.status("verifying...") as status:
-        report = run_verify(b, model, feats, names, labels, lava_count=lava, timeout_s=timeout, host=host,
-                            host_inputs=(host_inputs if host.takes_audio else feats) if host else None, log_dir=bundle / "logs",
-                            progress=lambda m: status.update(m))
+    if checkpoint.suffix == ".nir":  # a bundle converted from NIR: fast simulator == Lava on chip inputs
+        from ptsnn.deploy.verify_chip import nir_bundle_inputs, verify_chip
+
+        payloads, names = nir_bundle_inputs(b, HostRunner(b), data, limit, max_frames)
+        with console.status("verifying...") as status:
+            report = verify_chip(b, payloads, names, lava_count=lava, timeout_s=timeout, log_dir=bundle / "logs",
+                                 progress=lambda m: status.update(m))
+    else:
+        model, ckpt = load_model(checkpoint)
+        if not model.quantized:
+            model.quantize()
+        feats, host_inputs, names, labels = verification_inputs(data, ckpt, b, limit, max_frames)
+        host = HostRunner(b) if (b.path / "host.onnx").is_file() else None
+        with console.status("verifying...") as status:
+            report = run_verify(b, model, feats, names, labels, lava_count=lava, timeout_s=timeout, host=host,
+                                host_inputs=(host_inputs if host.takes_audio else feats) if host else None,
+                                log_dir=bundle / "logs", progress=lambda m: status.update(m))
     table = Table(title=f"spike agreement per layer, % of (step, neuron) ({len(names)} utterances, "
                         f"{report.lava_utterances} in Lava)")
     for col in ("layer", "float~quant", "quant==fast", "fast==lava", "spikes quant", "spikes lava"):
@@ -146,7 +154,8 @@ def verify(
             console.print(f"[red]first divergence {d.pair}[/]: layer {d.layer}, utterance {d.utterance}, "
                           f"step {d.step}, neuron {d.neuron}")
     if report.exact:
-        console.print("[bold green]OK[/]: quantized PyTorch == fast simulator == Lava, spike for spike in every layer")
+        chain = "fast simulator == Lava" if checkpoint.suffix == ".nir" else "quantized PyTorch == fast simulator == Lava"
+        console.print(f"[bold green]OK[/]: {chain}, spike for spike in every layer")
     else:
         console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges (see above)")
         raise typer.Exit(1)

@@ -26,7 +26,9 @@ class Bundle:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.manifest.get("classes") or [str(i) for i in range(self.graph.accumulators[0].size)])
+        from ptsnn.deploy.readout import readout_size
+
+        return list(self.manifest.get("classes") or [str(i) for i in range(readout_size(self.graph))])
 
     @property
     def flush_steps(self) -> int:
@@ -66,8 +68,15 @@ class HostRunner:
 
     def __init__(self, bundle: Bundle):
         onnx_path = bundle.path / "host.onnx"
+        self.direct = None
         if not onnx_path.is_file():
-            raise InputError(f"{bundle.path}: no host.onnx (convert with --emit onnx to run audio or features)")
+            from ptsnn.deploy.direct_input import DirectInput, has_no_host_part
+
+            if not has_no_host_part(bundle):
+                raise InputError(f"{bundle.path}: no host.onnx (convert with --emit onnx to run audio or features)")
+            self.direct = DirectInput(bundle)  # NIR import: the chip input is given as .npy
+            self.takes_audio, self.feature_dim, self.min_samples = False, self.direct.feature_dim, 1
+            return
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -80,6 +89,8 @@ class HostRunner:
         self.min_samples = int(meta.get("ptsnn.min_samples", 1))  # shorter audio is zero-padded, as in training
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.direct is not None:
+            return self.direct(x)
         x = np.asarray(x, np.float32)
         if not self.takes_audio and (x.ndim != 2 or x.shape[1] != self.feature_dim):
             raise InputError(f"features of shape {x.shape}, expected [frames, {self.feature_dim}]")
@@ -113,5 +124,6 @@ def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray
 
 def logits_from_readout(bundle: Bundle, totals: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The host's last step: the Sigma readout divided by the scale and the number of steps."""
-    acc = bundle.graph.accumulators[0]
-    return np.asarray(totals, np.float64) / (2.0 ** acc.scale_exponent * np.asarray(steps, np.float64)[..., None])
+    from ptsnn.deploy.readout import scale
+
+    return np.asarray(totals, np.float64) / (scale(bundle.graph) * np.asarray(steps, np.float64)[..., None])

@@ -34,6 +34,9 @@ def features_from_audio(bundle, path: str | Path) -> np.ndarray:
     """Features ``[frames, F]`` for an audio file through the bundle's recorded front end."""
     fe = recorded_frontend(bundle)
     if fe is None:
-        kind = (bundle.manifest.get("frontend") or {}).get("kind") or "none"
+        kind = (bundle.manifest.get("frontend") or {}).get("kind")
+        if not kind:
+            raise InputError(f"{path}: this bundle comes from a NIR graph and has no front end: give its chip "
+                             "input as .npy [steps, N]")
         raise InputError(f"{path}: this bundle takes precomputed features (.npy), its front end is {kind}")
     return fe.load(path).numpy()

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+<<<<<<< HEAD
 from ptsnn.batching import pad_batch
+=======
+from ptsnn.deploy import readout
+>>>>>>> 654c709 (Bundles converted from NIR run, report and verify: chip input given directly (.npy spikes, or seeded synthetic spike trains), graphs ending in a spiking population read its spike counts (no IndexError), no host part in the report, verify -c model.nir checks fast == Lava)
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
@@ -43,18 +47,17 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
 
         batch, _ = pad_batch(payloads, length=max(steps), dtype=np.int64)  # zeros after each payload: flush
         run = simulate_chip(bundle.graph, batch)
-        totals = run.readout(bundle.graph.accumulators[0].name, np.asarray(steps))
+        totals = readout.totals_fast(bundle.graph, run, np.asarray(steps))  # accumulator or output spikes
         return [dict(steps=s, readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
                 for i, s in enumerate(steps)]
     if backend == "lava":
         from ptsnn.deploy import lava_runner
 
         outs = lava_runner.run_bundle(bundle.path, payloads, steps, timeout_s=timeout_s, log_dir=log_dir)
-        acc = bundle.graph.accumulators[0].name
         results = []
         for out, s in zip(outs, steps):
             spikes = {p.name: out[p.name].T[:s].astype(bool) for p in bundle.graph.populations}
-            results.append(dict(steps=s, readout=out[acc][:, s - 1], spikes=spikes))
+            results.append(dict(steps=s, readout=readout.totals_lava(bundle.graph, out, s), spikes=spikes))
         return results
     if backend == "loihi2":
         from ptsnn.convert.loihi2_script import require_lava_loihi
