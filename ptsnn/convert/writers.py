@@ -86,6 +86,15 @@ class NirWriter:
 
         report = export_nir(ctx.graph, ctx.directory / "model.nir")
         report.path = "model.nir"  # relative: the bundle is built in a temporary folder
+        from ptsnn.convert.nir_consumer import export_consumer_nir
+        from ptsnn.errors import InputError
+
+        try:  # delay-free shape that norse and snnTorch load and run (convert/nir_consumer.py)
+            consumer = export_consumer_nir(ctx.graph, ctx.directory / "model.consumer.nir")
+            consumer["path"] = "model.consumer.nir"
+        except InputError as exc:
+            consumer = dict(path=None, reason=str(exc))
+        report.notes.append(f"consumer shape (norse/snnTorch): {json.dumps(consumer, sort_keys=True)}")
         ctx.products["nir"] = report
 
 
