@@ -35,7 +35,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from ptsnn.chip.ir import ChipGraph
+from ptsnn.chip.ir import ChipGraph, CubaPopulation, Synapses
 from ptsnn.convert.nir_export import _atomic_nir_write, _latencies
 from ptsnn.errors import InputError
 from ptsnn.numerics import loihi
@@ -88,7 +88,13 @@ def export_consumer_nir(graph: ChipGraph, path: str | os.PathLike, dt: float = C
     """Write the consumer shape of ``graph`` to ``path``; returns a small report (lags, node counts)."""
     if len(graph.inputs) != 1:
         raise InputError("NIR consumer export: norse/snnTorch graphs take exactly one input")
+    for e in graph.synapses:
+        if not isinstance(e, Synapses):
+            raise InputError(f"NIR consumer export: synapses '{e.name}' are {type(e).__name__} (dense synapses only)")
     for p in graph.populations:
+        if type(p) is not CubaPopulation:
+            raise InputError(f"NIR consumer export: population '{p.name}' is a {type(p).__name__} "
+                             "(only LIF populations map to norse and snnTorch the same way)")
         if p.i_decay != loihi.DECAY_UNITY or p.v_decay == 0:
             raise InputError(f"NIR consumer export: population '{p.name}' has a synaptic current or no leak "
                              "(only LIF populations map to norse and snnTorch the same way)")
@@ -124,7 +130,7 @@ def export_consumer_nir(graph: ChipGraph, path: str | os.PathLike, dt: float = C
             bias = getattr(node, "bias", None)
             bias = None if bias is None or not np.any(bias) else bias * scale[node.name] * gain[node.name]
             for s in graph.incoming(node.name):
-                w = s.weight.astype(np.float64) * scale[node.name] * gain[node.name]
+                w = s.weight.astype(np.float64) * 2.0 ** s.weight_exp * scale[node.name] * gain[node.name]
                 live = s.weight != 0
                 for v in (np.unique(extra[s.name][live]) if live.any() else [0]):
                     wv = np.where(live & (extra[s.name] == v), w, 0.0)

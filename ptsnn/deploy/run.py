@@ -10,11 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-<<<<<<< HEAD
 from ptsnn.batching import pad_batch
-=======
 from ptsnn.deploy import readout
->>>>>>> 654c709 (Bundles converted from NIR run, report and verify: chip input given directly (.npy spikes, or seeded synthetic spike trains), graphs ending in a spiking population read its spike counts (no IndexError), no host part in the report, verify -c model.nir checks fast == Lava)
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
