@@ -10,6 +10,7 @@ Bundle layout (every file listed with its sha256 in ``manifest.json``)::
     netx/chip_prefix.net     the netx-expressible chain (if --emit netx)
     host.onnx                host feature path (if --emit onnx)
     model.nir                spiking graph as NIR (if --emit nir)
+    model.consumer.nir       the same, delay-free, for norse / snnTorch (if --emit nir; LIF graphs)
     conversion_report.json/.md
     run_loihi2.py            Loihi2HwCfg run script (loihi2 targets; needs Intel's lava-loihi)
 """

@@ -2,11 +2,11 @@
 
 The host part is what runs on the CPU before the chip (see :class:`ptsnn.train.model.HostInput`):
 
-    [wave ─► fbank ─►] features ─► LayerNorm ─► tanh(xi·) ─► round(levels·) ─► repeat per chip step ─► payload
+    [wave ─► fbank | SSL model ─►] features ─► LayerNorm ─► tanh(xi·) ─► round(levels·) ─► repeat ─► payload
 
 :func:`build_host_module` wraps the trained model's own ``model.host`` module (shared, not copied: the
-exported parameters are the model's) and, when the model's front end is ``fbank``, the fbank module in
-front of it. :func:`export_host_onnx` writes it as one self-contained, deterministic ONNX file. See
+exported parameters are the model's) and, when given the front end itself (an fbank front end, or a loaded
+wav2vec2 / HuBERT / WavLM / data2vec-audio :class:`~ptsnn.frontend.SSLFrontend`), its module in front of it. :func:`export_host_onnx` writes it as one self-contained, deterministic ONNX file. See
 docs/convert_onnx.md.
 """
 
@@ -29,31 +29,32 @@ from ptsnn.fileio import atomic_write_bytes
 PAYLOAD = "payload"  # [batch, steps, input_dim]: integer-valued float32 in -levels..levels
 SCALED = "scaled"  # optional second output: levels * tanh(xi * LayerNorm(x)) before rounding
 FEATURES = "features"  # input [batch, frames, input_dim] without an embedded front end
-WAVE = "wave"  # input [batch, samples] with the fbank front end embedded
+WAVE = "wave"  # input [batch, samples] with the front end (fbank or SSL model) embedded
 GRAPH_NAME = "ptsnn_host"
 
 
 class HostGraph(nn.Module):
-    """``[fbank ->] model.host (quantized) -> repeat each frame steps_per_frame times``.
+    """``[front end ->] model.host (quantized) -> repeat each frame steps_per_frame times``.
 
     ``host`` is the trained model's :class:`~ptsnn.train.model.HostInput` itself; its forward (LayerNorm,
     tanh, ``round_ste``) is called, not re-implemented. With ``float_output`` the forward also returns the
     pre-rounding values ``levels * tanh(xi * LayerNorm(x))`` (for checking and debugging).
     """
 
-    def __init__(self, host: nn.Module, steps_per_frame: int, fbank: nn.Module | None = None,
-                 float_output: bool = False):
+    def __init__(self, host: nn.Module, steps_per_frame: int, frontend: nn.Module | None = None,
+                 float_output: bool = False, min_samples: int = 1):
         super().__init__()
         if int(steps_per_frame) < 1:
             raise InputError(f"steps_per_frame: {steps_per_frame} (expected >= 1)")
-        self.fbank = fbank
+        self.frontend = frontend
+        self.min_samples = int(min_samples)  # shortest waveform the embedded front end takes (callers pad)
         self.host = host
         self.steps_per_frame = int(steps_per_frame)
         self.float_output = bool(float_output)
 
     @property
     def input_name(self) -> str:
-        return WAVE if self.fbank is not None else FEATURES
+        return WAVE if self.frontend is not None else FEATURES
 
     def _repeat(self, x: torch.Tensor) -> torch.Tensor:
         # == x.repeat_interleave(spf, dim=1) (what PTSSNN.forward does), written as Tile + Reshape for export
@@ -62,7 +63,7 @@ class HostGraph(nn.Module):
         return x.unsqueeze(2).repeat(1, 1, self.steps_per_frame, 1).flatten(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        feats = self.fbank(x) if self.fbank is not None else x
+        feats = self.frontend(x) if self.frontend is not None else x
         payload = self._repeat(self.host(feats, True))
         if not self.float_output:
             return payload
@@ -70,16 +71,20 @@ class HostGraph(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ front end
+EMBEDDABLE = ("fbank", "hf", "torchaudio")  # front ends whose computation goes into host.onnx
+
+
 def _frontend_info(frontend: Any) -> tuple[str, Any, dict[str, Any] | None]:
-    """``(kind, fbank FrontEnd or None, spec or None)``. Only an fbank front end is built (cheap, no
-    files); other kinds are not loaded, their graph starts at the features."""
+    """``(kind, FrontEnd to embed or None, spec or None)``. An fbank front end is built from a spec or name
+    (cheap, no files); an SSL front end is embedded only when passed loaded (a spec dict is not loaded
+    here: its graph starts at the features and the host runner computes them, docs/convert_onnx.md)."""
     from ptsnn.frontend import FRONTENDS, FrontEnd, build_frontend
 
     if frontend is None:
         return "", None, None
     if isinstance(frontend, FrontEnd):
         spec = frontend.spec
-        return frontend.kind, (frontend if frontend.kind == "fbank" else None), spec
+        return frontend.kind, (frontend if frontend.kind in EMBEDDABLE else None), spec
     if isinstance(frontend, Mapping):
         kind = str(frontend.get("kind", ""))
         if kind not in FRONTENDS:
@@ -102,30 +107,41 @@ def _check_model(model: nn.Module) -> None:
         raise TypeError(f"expected a PTSSNN model (with .host and .cfg), got {type(model).__name__}")
 
 
+def _frontend_module(fe: Any) -> tuple[nn.Module, int]:
+    """The embedded front end's module and the shortest waveform it takes."""
+    if fe.kind == "fbank":
+        return fe.module, int(fe.module.kernel.shape[-1])
+    from ptsnn.frontend.ssl_export import ssl_wave_module
+
+    module = ssl_wave_module(fe)
+    return module, module.min_samples
+
+
 def build_host_module(model: nn.Module, frontend: Any = None, *, float_output: bool = False) -> HostGraph:
     """The host feature path of ``model`` as a module: ``[B, frames, F]`` features -> ``[B, steps, F]``
     payloads, ``steps = frames * cfg.steps_per_frame``.
 
     ``frontend`` (a :class:`~ptsnn.frontend.FrontEnd`, a spec dict such as a checkpoint's ``frontend``, or
-    a name): when its kind is ``fbank`` its module is put in front and the input is the waveform
-    ``[B, samples]`` (at least one window long); any other kind (SSL models, precomputed features) is not
-    loaded and the input stays the features. ``model.host`` is shared, not copied; the module's training
-    flag is not touched (the host path has no train/eval difference; the exporter runs it in eval mode).
+    a name): an fbank front end, or a loaded SSL front end (``hf``/``torchaudio``), is put in front and the
+    input is the waveform ``[B, samples]`` (at least :attr:`HostGraph.min_samples` long); anything else
+    (SSL specs, precomputed features) is not loaded and the input stays the features. ``model.host`` is
+    shared, not copied; the module's training flag is not touched (the host path has no train/eval
+    difference; the exporter runs it in eval mode).
     """
     _check_model(model)
-    kind, fbank, _ = _frontend_info(frontend)
-    fb_module = None
-    if fbank is not None:
-        if fbank.dim != model.cfg.input_dim:
-            raise InputError(f"fbank front end gives {fbank.dim} features but the model takes "
+    kind, fe, _ = _frontend_info(frontend)
+    fe_module, min_samples = None, 1
+    if fe is not None:
+        if fe.dim != model.cfg.input_dim:
+            raise InputError(f"{kind} front end gives {fe.dim} features but the model takes "
                              f"{model.cfg.input_dim} (model.input_dim)")
-        fb_module = fbank.module
-    return HostGraph(model.host, model.cfg.steps_per_frame, fb_module, float_output)
+        fe_module, min_samples = _frontend_module(fe)
+    return HostGraph(model.host, model.cfg.steps_per_frame, fe_module, float_output, min_samples)
 
 
 # ------------------------------------------------------------------------------------------- export
 @contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
+def eval_mode(module: nn.Module) -> Iterator[None]:
     """Run in eval mode and give every submodule its own training flag back afterwards."""
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
@@ -139,11 +155,13 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
 def _example_input(graph: HostGraph) -> torch.Tensor:
     p = next(graph.host.parameters())
     # batch 2 and > 1 frames: torch.export specialises dimensions whose example size is 0 or 1
-    if graph.fbank is not None:
-        fb = graph.fbank
-        win = int(fb.kernel.shape[-1])
-        return torch.zeros(2, win + 4 * fb.hop_length, dtype=p.dtype, device=p.device)
     gen = torch.Generator().manual_seed(0)
+    if graph.frontend is not None:
+        hop = int(getattr(graph.frontend, "hop_length", 0) or getattr(graph.frontend, "hop_samples", 320))
+        n = graph.min_samples + 4 * hop
+        if hasattr(graph.frontend, "hop_length"):  # fbank: zeros (as before; the graph has no data branches)
+            return torch.zeros(2, n, dtype=p.dtype, device=p.device)
+        return (0.1 * torch.randn(2, n, generator=gen)).to(p.dtype).to(p.device)  # SSL: no 0/0 in the norm
     return torch.randn(2, 5, graph.host.norm.normalized_shape[-1], generator=gen).to(p.dtype).to(p.device)
 
 
@@ -152,7 +170,7 @@ def _output_names(graph: HostGraph) -> list[str]:
 
 
 def _export_legacy(graph: HostGraph, example: torch.Tensor, opset: int) -> bytes:
-    time_axis = "samples" if graph.fbank is not None else "frames"
+    time_axis = "samples" if graph.frontend is not None else "frames"
     axes = {graph.input_name: {0: "batch", 1: time_axis}}
     for name in _output_names(graph):
         axes[name] = {0: "batch", 1: "steps"}
@@ -161,6 +179,9 @@ def _export_legacy(graph: HostGraph, example: torch.Tensor, opset: int) -> bytes
         # chosen on purpose (docs/convert_onnx.md); its deprecation notice would only be noise here
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*feature will be removed.*")
+        # transformers' shape asserts and Python branches on sizes: constant for the traced lengths, checked
+        # against PyTorch at other lengths after export (ptsnn.convert.host_check)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(graph, (example,), buf, dynamo=False, input_names=[graph.input_name],
                           output_names=_output_names(graph), dynamic_axes=axes, opset_version=opset,
                           do_constant_folding=True, verbose=False)
@@ -168,9 +189,8 @@ def _export_legacy(graph: HostGraph, example: torch.Tensor, opset: int) -> bytes
 
 
 def _export_dynamo(graph: HostGraph, example: torch.Tensor, opset: int) -> bytes:
-    if graph.fbank is not None:
-        win = int(graph.fbank.kernel.shape[-1])
-        time_dim = torch.export.Dim("samples", min=win)
+    if graph.frontend is not None:
+        time_dim = torch.export.Dim("samples", min=graph.min_samples)
     else:
         time_dim = torch.export.Dim("frames")
     # no file argument: the ONNXProgram is kept in memory (initializers inline), so no sidecar .onnx.data
@@ -250,7 +270,8 @@ def export_host_onnx(model: nn.Module, path: str | os.PathLike[str], frontend: A
     """Write the host part of ``model`` (see :func:`build_host_module`) to ``path`` as one ONNX file.
 
     Input ``features`` ``[batch, frames, input_dim]``, or ``wave`` ``[batch, samples]`` when ``frontend``
-    is fbank; output ``payload`` ``[batch, steps, input_dim]`` (float32 holding integers in
+    is embedded (fbank, or a loaded SSL front end; shorter waveforms than metadata ``ptsnn.min_samples``
+    must be zero-padded); output ``payload`` ``[batch, steps, input_dim]`` (float32 holding integers in
     ``-levels..levels``), plus ``scaled`` (the values before rounding) with ``float_output``. Batch and
     time axes are dynamic. The file is self-contained (no ``.onnx.data``), written through a temp file
     and ``os.replace``, checked with ``onnx.checker`` (full check), and byte-identical for the same model.
@@ -260,10 +281,10 @@ def export_host_onnx(model: nn.Module, path: str | os.PathLike[str], frontend: A
     import onnx
 
     path = Path(path)
-    kind, fbank, spec = _frontend_info(frontend)
-    graph = build_host_module(model, fbank, float_output=float_output)  # fbank built once (or None)
+    kind, fe, spec = _frontend_info(frontend)
+    graph = build_host_module(model, fe, float_output=float_output)  # front end built once (or None)
     example = _example_input(graph)
-    with _eval_mode(graph), torch.no_grad():
+    with eval_mode(graph), torch.no_grad():
         data = (_export_dynamo if dynamo else _export_legacy)(graph, example, int(opset))
     proto = onnx.load_model_from_string(data)
     metadata = {
@@ -273,6 +294,9 @@ def export_host_onnx(model: nn.Module, path: str | os.PathLike[str], frontend: A
         "ptsnn.payload_levels": str(int(model.host.levels)),
         "ptsnn.flush_steps": str(int(getattr(model, "flush_steps", 0))),
     }
+    if graph.frontend is not None:  # the runner pads shorter waveforms with zeros (as the front end does)
+        metadata["ptsnn.min_samples"] = str(graph.min_samples)
+        metadata["ptsnn.sample_rate"] = str(int(fe.sample_rate))
     if spec is not None:
         from ptsnn.frontend.base import output_identity, spec_hash
 

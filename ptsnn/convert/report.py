@@ -55,6 +55,16 @@ def report_markdown(report: dict) -> str:
                       f"{c['prediction_agreement_pct']:.1f} %"]
     else:
         lines += ["", "No calibration data (--calib): error and 24-bit overflow estimate not measured."]
+    if report.get("host_onnx"):
+        h = report["host_onnx"]
+        line = f"host.onnx: input {h['input']}, front end {h['frontend']} ({'in the graph' if h['embedded'] else 'not in the graph'})"
+        if h.get("check"):
+            c = h["check"]
+            line += (f"; onnxruntime vs PyTorch on {c['inputs']} inputs: max |scaled diff| "
+                     f"{c['max_abs_scaled_diff']:.2g} (tolerance {c['tolerance']:g}), {c['boundary_ties']} boundary ties")
+        if h.get("reason"):
+            line += f"; {h['reason']}"
+        lines += ["", line]
     if report.get("nir"):
         lines += ["", f"NIR: {json.dumps(report['nir'], sort_keys=True)}"]
     return "\n".join(lines) + "\n"

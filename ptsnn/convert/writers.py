@@ -70,11 +70,10 @@ class OnnxHostWriter:
         return self.name in ctx.emit and ctx.model is not None
 
     def write(self, ctx: BundleContext) -> None:
-        from ptsnn.convert.onnx_host import export_host_onnx
-        from ptsnn.frontend import build_frontend
+        from ptsnn.convert.host_part import write_host_onnx
 
-        fe = build_frontend(ctx.frontend) if ctx.frontend.get("kind") == "fbank" else None
-        export_host_onnx(ctx.model, ctx.directory / "host.onnx", frontend=fe)
+        # fbank or the SSL model embedded and checked in onnxruntime; features in otherwise (host_part.py)
+        ctx.products["host_onnx"] = write_host_onnx(ctx.model, ctx.directory / "host.onnx", ctx.frontend)
 
 
 class NirWriter:
@@ -88,6 +87,15 @@ class NirWriter:
 
         report = export_nir(ctx.graph, ctx.directory / "model.nir")
         report.path = "model.nir"  # relative: the bundle is built in a temporary folder
+        from ptsnn.convert.nir_consumer import export_consumer_nir
+        from ptsnn.errors import InputError
+
+        try:  # delay-free shape that norse and snnTorch load and run (convert/nir_consumer.py)
+            consumer = export_consumer_nir(ctx.graph, ctx.directory / "model.consumer.nir")
+            consumer["path"] = "model.consumer.nir"
+        except InputError as exc:
+            consumer = dict(path=None, reason=str(exc))
+        report.notes.append(f"consumer shape (norse/snnTorch): {json.dumps(consumer, sort_keys=True)}")
         ctx.products["nir"] = report
 
 
@@ -117,7 +125,7 @@ class ConversionReportWriter:
         report = dict(profile=ctx.profile.name, checkpoint=ctx.source.name, quantization=ctx.quantization,
                       layers=rows, calibration=ctx.errors["readout"] if ctx.errors else None,
                       max_synaptic_input=ctx.peaks, total_cores=sum(a.cores for a in ctx.allocation),
-                      nir=plain_report(ctx.products.get("nir")),
+                      nir=plain_report(ctx.products.get("nir")), host_onnx=ctx.products.get("host_onnx"),
                       violations=design_rules.violations_table(ctx.violations))
         atomic_write_text(ctx.directory / "conversion_report.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
         atomic_write_text(ctx.directory / "conversion_report.md", report_markdown(report))

@@ -35,7 +35,9 @@ class Bundle:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.manifest.get("classes") or [str(i) for i in range(self.graph.accumulators[0].size)])
+        from ptsnn.deploy.readout import readout_size
+
+        return list(self.manifest.get("classes") or [str(i) for i in range(readout_size(self.graph))])
 
     @property
     def flush_steps(self) -> int:
@@ -162,8 +164,15 @@ class HostRunner:
 
     def __init__(self, bundle: Bundle):
         onnx_path = bundle.path / "host.onnx"
+        self.direct = None
         if not onnx_path.is_file():
-            raise InputError(f"{bundle.path}: no host.onnx (convert with --emit onnx to run audio or features)")
+            from ptsnn.deploy.direct_input import DirectInput, has_no_host_part
+
+            if not has_no_host_part(bundle):
+                raise InputError(f"{bundle.path}: no host.onnx (convert with --emit onnx to run audio or features)")
+            self.direct = DirectInput(bundle)  # NIR import: the chip input is given as .npy
+            self.takes_audio, self.feature_dim, self.min_samples = False, self.direct.feature_dim, 1
+            return
         import onnxruntime as ort
 
         self.path = onnx_path
@@ -175,20 +184,33 @@ class HostRunner:
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types; a trust boundary
             raise InputError(f"{onnx_path}: not a loadable ONNX model ({_first_line(exc)})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1 or inputs[0].name not in ("wave", "features"):
-            raise InputError(f"{onnx_path}: expected one input ('wave' or 'features') and one output, got "
-                             f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}")
+        out_names = [o.name for o in outputs]
+        if len(inputs) != 1 or inputs[0].name not in ("wave", "features") or "payload" not in out_names \
+                or not set(out_names) <= {"payload", "scaled"}:
+            raise InputError(f"{onnx_path}: expected one input ('wave' or 'features') and the outputs 'payload' "
+                             f"(and optionally 'scaled'), got {[i.name for i in inputs]} -> {out_names}")
         self.input_name = inputs[0].name
         self.takes_audio = self.input_name == "wave"
         self.feature_dim = bundle.graph.inputs[0].size
         self.levels = bundle.graph.inputs[0].levels
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.min_samples = int(meta.get("ptsnn.min_samples", 1))  # shorter audio is zero-padded, as in training
+        except ValueError:
+            raise InputError(f"{self.path}: metadata ptsnn.min_samples is not an integer") from None
+        if not 1 <= self.min_samples <= 1 << 20:
+            raise InputError(f"{self.path}: metadata ptsnn.min_samples {self.min_samples} outside 1..{1 << 20}")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.direct is not None:
+            return self.direct(x)
         x = np.asarray(x, np.float32)
         if not self.takes_audio and (x.ndim != 2 or x.shape[1] != self.feature_dim):
             raise InputError(f"features of shape {x.shape}, expected [frames, {self.feature_dim}]")
+        if self.takes_audio and x.shape[-1] < self.min_samples:
+            x = np.pad(x, (0, self.min_samples - x.shape[-1]))
         try:
-            (payload,) = self.session.run(None, {self.input_name: x[None]})
+            (payload,) = self.session.run(["payload"], {self.input_name: x[None]})
         except Exception as exc:  # noqa: BLE001 - a damaged graph can fail only when it runs
             raise InputError(f"{self.path}: the host part failed to run ({_first_line(exc)})") from None
         payload = np.asarray(payload)
@@ -218,8 +240,9 @@ def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray
             raise InputError(f"{path}: features contain NaN or Inf")
         return host(feats)
     if not host.takes_audio:
-        raise InputError(f"{path}: this bundle takes precomputed features (.npy), its front end is "
-                         f"{bundle.manifest.get('frontend', {}).get('kind')}")
+        from ptsnn.deploy.host_frontend import features_from_audio
+
+        return host(features_from_audio(bundle, path))  # the recorded front end in PyTorch, or a clear error
     from ptsnn.data.audio import load_audio
 
     wave = load_audio(path, target_sr=16000)
@@ -228,5 +251,6 @@ def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray
 
 def logits_from_readout(bundle: Bundle, totals: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The host's last step: the Sigma readout divided by the scale and the number of steps."""
-    acc = bundle.graph.accumulators[0]
-    return np.asarray(totals, np.float64) / (2.0 ** acc.scale_exponent * np.asarray(steps, np.float64)[..., None])
+    from ptsnn.deploy.readout import scale
+
+    return np.asarray(totals, np.float64) / (scale(bundle.graph) * np.asarray(steps, np.float64)[..., None])

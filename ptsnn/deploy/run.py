@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptsnn.deploy import readout
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
@@ -44,17 +45,18 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
     if backend == "fast":
         from ptsnn.chip.simulator import simulate_batches
 
-        acc = bundle.graph.accumulators[0].name
+        name, is_acc = readout.readout_name(bundle.graph)  # an accumulator, or a NIR graph's output spikes
         if not keep_spikes and not want_spikes:  # readouts and spike counts only, batch by batch
             from ptsnn.chip.simulator import simulate_stream
 
             res = simulate_stream(bundle.graph, payloads, FAST_BATCH)
-            return [dict(steps=int(s), readout=res.readouts[acc][i],
+            return [dict(steps=int(s), readout=res.readouts[name][i] if is_acc else
+                         res.spike_counts[name][i].astype(np.float64),
                          spike_counts={k: int(v[i].sum()) for k, v in res.spike_counts.items()})
                     for i, s in enumerate(res.steps)]
         out = []
         for s_batch, run in simulate_batches(bundle.graph, payloads, FAST_BATCH):
-            totals = run.readout(acc, s_batch)
+            totals = readout.totals_fast(bundle.graph, run, np.asarray(s_batch))
             out += [dict(steps=int(s), readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
                     for i, s in enumerate(s_batch)]
         return out
@@ -62,11 +64,10 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
         from ptsnn.deploy import lava_runner
 
         outs = lava_runner.run_bundle(bundle.path, payloads, steps, timeout_s=timeout_s, log_dir=log_dir)
-        acc = bundle.graph.accumulators[0].name
         results = []
         for out, s in zip(outs, steps):
             spikes = {p.name: out[p.name].T[:s].astype(bool) for p in bundle.graph.populations}
-            results.append(dict(steps=s, readout=out[acc][:, s - 1], spikes=spikes))
+            results.append(dict(steps=s, readout=readout.totals_lava(bundle.graph, out, s), spikes=spikes))
         return results
     if backend == "loihi2":
         from ptsnn.convert.loihi2_script import require_lava_loihi

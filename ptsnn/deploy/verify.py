@@ -51,13 +51,15 @@ class VerifyReport:
     layers: list[dict]  # per layer: agreement percentages per pair, spike counts
     predictions: dict[str, dict]  # backend -> {"wa", "ua", "agree_with_quantized"}
     divergences: list[Divergence] = field(default_factory=list)
-    host_payload_mismatches: int | None = None
+    host_payload_mismatches: int | None = None  # host.onnx vs PyTorch, boundary ties not counted
     lava_utterances: int = 0
     overflows: list[Overflow] = field(default_factory=list)  # first 24-bit state overflow per layer
+    host_payload_boundary_ties: int = 0  # differences by 1 where PyTorch's value is within tolerance of k+0.5
 
     @property
     def exact(self) -> bool:
-        return not [d for d in self.divergences if d.pair != "float~quantized"]
+        chip_exact = not [d for d in self.divergences if d.pair != "float~quantized"]
+        return chip_exact and not self.host_payload_mismatches  # boundary ties are not mismatches
 
 
 def _first_divergence(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
@@ -94,9 +96,9 @@ def verify(bundle: Bundle, model, features: list[np.ndarray], names: list[str], 
     steps = out_q.steps.numpy()
     payloads = [out_q.spikes["input"][i, : int(lengths[i]) * model.cfg.steps_per_frame].numpy().astype(np.int64)
                 for i in range(len(features))]
-    host_mismatch = None
+    host_mismatch, ties = None, 0
     if host is not None and host_inputs is not None:
-        host_mismatch = int(sum((host(x) != p).sum() for x, p in zip(host_inputs, payloads)))
+        host_mismatch, ties = _host_agreement(model, batch, lengths, host, host_inputs, payloads)
     step("fast simulator")
     fast = chip_run(bundle, payloads, "fast")
     lava = []
@@ -153,7 +155,7 @@ def verify(bundle: Bundle, model, features: list[np.ndarray], names: list[str], 
         if not np.array_equal(r["readout"], fast[i]["readout"]):
             divergences.append(Divergence("fast==lava", "readout", names[i], int(steps[i]) - 1, -1))
     return VerifyReport(rows, predictions, divergences, host_mismatch, len(lava),
-                        state_overflows(bundle.graph, payloads, fast, names))
+                        overflows=state_overflows(bundle.graph, payloads, fast, names), host_payload_boundary_ties=ties)
 
 
 def state_overflows(graph, payloads: list[np.ndarray], fast: list[dict], names: list[str]) -> list[Overflow]:
@@ -180,3 +182,22 @@ def state_overflows(graph, payloads: list[np.ndarray], fast: list[dict], names: 
                 found.append(Overflow(pop.name, names[i], hit.step, hit.neuron, hit.register, hit.value))
                 break
     return found
+
+
+def _host_agreement(model, batch, lengths, host, host_inputs, payloads) -> tuple[int, int]:
+    """``(mismatches, boundary ties)`` of host.onnx's payloads against PyTorch's; a value may round the
+    other way only where PyTorch's pre-rounding value is within the tolerance of k + 0.5
+    (:mod:`ptsnn.convert.host_check`). The chip chain above runs from PyTorch's payloads either way."""
+    from ptsnn.convert.host_check import boundary_ties
+
+    spf = model.cfg.steps_per_frame
+    scaled = (model.host(batch, False) * model.host.levels).repeat_interleave(spf, dim=1).double().numpy()
+    bad = ties = 0
+    for i, (x, p) in enumerate(zip(host_inputs, payloads)):
+        got = host(x)
+        if got.shape != p.shape:
+            bad += int(max(got.size, p.size))
+            continue
+        b, t = boundary_ties(p, got, scaled[i, : int(lengths[i]) * spf])
+        bad, ties = bad + b, ties + t
+    return bad, ties

@@ -5,6 +5,7 @@
 * ``fbank`` - log-mel filterbank in pure torch (default; ONNX-exportable), options of :class:`FbankFrontend`;
 * ``hf`` (``path=``) - HuggingFace-format wav2vec2 / HuBERT / WavLM / data2vec-audio folder, offline;
 * ``torchaudio`` (``path=``) - torchaudio bundle ``.pth`` state dict, read without torchaudio;
+* ``emotion2vec`` (``path=``) - FunASR emotion2vec model directory, through FunASR (optional extra);
 * ``features`` (``path=`` or ``dir=``) - directory of precomputed ``.npy`` features (e.g. emotion2vec).
 
 ``"hf:/models/wavlm"`` is short for ``build_frontend("hf", path="/models/wavlm")``. A spec dict (from
@@ -78,6 +79,10 @@ def _needs_path(loader: Callable[..., FrontEnd], name: str) -> Callable[..., Fro
     return build
 
 
+def _load_emotion2vec(path: str, *, dim: int = 768, sha256: str | None = None) -> FrontEnd:
+    return _emotion2vec().Emotion2vecFrontend(path, dim=dim, sha256=sha256)  # lazy: FunASR is optional
+
+
 # kind -> (build from options, rebuild from spec)
 FRONTENDS: dict[str, tuple[Callable[..., FrontEnd], Callable[..., FrontEnd]]] = {
     "fbank": (FbankFrontend, lambda spec, **kw: FbankFrontend.from_spec({**spec, **kw})),
@@ -86,8 +91,16 @@ FRONTENDS: dict[str, tuple[Callable[..., FrontEnd], Callable[..., FrontEnd]]] = 
         _needs_path(load_torchaudio, "torchaudio"),
         lambda spec, **kw: _ssl_from_spec("torchaudio", spec, **kw),
     ),
+    "emotion2vec": (_needs_path(_load_emotion2vec, "emotion2vec"),
+                    lambda spec, **kw: _emotion2vec().Emotion2vecFrontend.from_spec(spec, **kw)),
     "features": (_features, lambda spec, **kw: FeatureDirFrontend.from_spec(spec, **kw)),
 }
+
+
+def _emotion2vec():
+    from ptsnn.frontend import emotion2vec
+
+    return emotion2vec
 
 
 def _ssl_from_spec(kind: str, spec: Mapping[str, Any], **kw: Any) -> FrontEnd:

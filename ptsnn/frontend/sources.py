@@ -2,7 +2,7 @@
 
 ``--calib``, ``ptsnn verify --data`` and ``ptsnn report --data`` all name their utterances the same way:
 
-* ``synthetic``: the built-in synthetic corpus (its test speakers; needs an fbank front end);
+* ``synthetic``: the built-in synthetic corpus (its test speakers; needs a front end that reads audio);
 * a folder of audio files (.wav/.flac/.ogg, through the front end) or of ``.npy`` features ``[frames, F]``;
 * an ``.npz`` with ``features`` ``[B, T, F]`` and optionally ``lengths`` ``[B]`` (precomputed features).
 
@@ -22,6 +22,7 @@ from ptsnn import safeio
 from ptsnn.errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_FRONTENDS = ("fbank", "hf", "torchaudio", "emotion2vec")  # front ends that compute features from audio
 MAX_UTTERANCES = 100_000
 
 
@@ -35,11 +36,11 @@ class Utterances:
 
 
 def _frontend(frontend_spec: dict):
-    if (frontend_spec or {}).get("kind") != "fbank":
+    if (frontend_spec or {}).get("kind") not in AUDIO_FRONTENDS:
         return None
     from ptsnn.frontend import build_frontend
 
-    return build_frontend(frontend_spec)
+    return build_frontend(frontend_spec)  # SSL models: from the recorded path, weights hash-checked
 
 
 def _check_features(arrays: list[np.ndarray], what: str, dim: int | None) -> None:
@@ -58,7 +59,7 @@ def load_utterances(spec: str | Path, frontend_spec: dict, limit: int = 64, max_
     frontend = _frontend(frontend_spec)
     if str(spec) == "synthetic":
         if frontend is None:
-            raise InputError(f"{what} synthetic needs an fbank front end (this model uses "
+            raise InputError(f"{what} synthetic needs a front end that reads audio (this model uses "
                              f"{(frontend_spec or {}).get('kind')}); pass a folder of .npy features")
         from ptsnn.data.synthetic import SyntheticCorpusConfig, generate_utterance
 
@@ -85,11 +86,11 @@ def load_utterances(spec: str | Path, frontend_spec: dict, limit: int = 64, max_
         _check_features(feats, f"{what} {path}", feature_dim)
         return Utterances([p.name for p in files], feats, feats, None, False)
     if frontend is None:
-        raise InputError(f"{what} {path}: audio needs an fbank front end (this model uses "
+        raise InputError(f"{what} {path}: audio needs a front end that reads audio (this model uses "
                          f"{(frontend_spec or {}).get('kind')})")
     from ptsnn.data.audio import load_audio
 
-    waves = [load_audio(p, target_sr=16000) for p in files]
+    waves = [load_audio(p, target_sr=frontend.sample_rate) for p in files]
     return _from_waves(waves, frontend, max_frames, [p.name for p in files], None)
 
 
@@ -109,8 +110,15 @@ def _npz_features(path: Path, what: str) -> list[np.ndarray]:
     return [np.asarray(arr[i, : int(n)], np.float32) for i, n in enumerate(lengths)]
 
 
+def _window_and_hop(frontend) -> tuple[int, int]:
+    if hasattr(frontend, "win_length"):  # fbank
+        return int(frontend.win_length), int(frontend.hop_length)
+    hop = int(round(frontend.sample_rate / frontend.frame_rate))
+    return int(getattr(frontend, "receptive_field", 400)), hop  # SSL conv stack (emotion2vec: 400 samples)
+
+
 def _from_waves(waves, frontend, max_frames, names, labels) -> Utterances:
-    win, hop = frontend.win_length, frontend.hop_length
+    win, hop = _window_and_hop(frontend)
     cropped = [w[: win + (max_frames - 1) * hop] for w in waves] if max_frames else list(waves)
     feats = [frontend(w).numpy() for w in cropped]
     return Utterances(names, cropped, feats, labels, True)

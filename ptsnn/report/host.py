@@ -30,6 +30,8 @@ def _stage(stage: str, macs: int = 0, adds: int = 0, mults: int = 0, other: int 
 def host_stages(frontend_spec: dict | None, feature_dim: int) -> tuple[list[dict], bool, str]:
     """``(stages per frame, front end counted?, note)``."""
     spec = dict(frontend_spec or {})
+    if not spec:  # a bundle converted from NIR: the chip input is given directly, nothing runs on the host
+        return [], False, "no host part (converted from a NIR graph: the chip input is given directly)"
     stages = []
     counted = spec.get("kind") == "fbank"
     if counted:
@@ -53,8 +55,12 @@ def host_stages(frontend_spec: dict | None, feature_dim: int) -> tuple[list[dict
         note = "host.onnx starts from the waveform: the fbank front end is included"
     else:
         kind = spec.get("kind") or "unknown"
-        note = (f"front end '{kind}' runs before ptsnn (features are given to host.onnx): its cost is not "
-                "counted here")
+        if kind in ("hf", "torchaudio"):  # exported into host.onnx (convert/host_part.py)
+            note = (f"front end '{kind}' (SSL model) runs in host.onnx before the payload; its transformer "
+                    "arithmetic is not counted here")
+        else:
+            note = (f"front end '{kind}' runs before host.onnx (features are given to it): its cost is not "
+                    "counted here")
     f = int(feature_dim)
     stages += [
         _stage("LayerNorm", adds=2 * f, macs=2 * f, mults=f + 2, other=1,

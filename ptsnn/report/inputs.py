@@ -15,6 +15,11 @@ def report_payloads(bundle, data: str = "synthetic", limit: int = 8, max_frames:
     from ptsnn.frontend.sources import load_utterances
 
     host = HostRunner(bundle)
+    if host.direct is not None and data == "synthetic":  # NIR import: seeded random input spike trains
+        from ptsnn.deploy.direct_input import synthetic_spike_inputs
+
+        spikes, names = synthetic_spike_inputs(bundle, limit, max_frames)
+        return [host(x) for x in spikes], names, None
     utts = load_utterances(data, dict(bundle.manifest.get("frontend") or {}), limit, max_frames)
     host_inputs, names = utts.host_inputs, utts.names
     index = {c: i for i, c in enumerate(bundle.classes)}
