@@ -4,7 +4,6 @@ of each kind still loads. docs/security.md lists the readers and the figures."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -9,7 +9,7 @@ import torch
 
 from ptsnn.errors import DesignRuleError, InputError
 from ptsnn.testing import random_ttfs
-from ptsnn.train.ttfs import TTFSNet, calibrate_windows
+from ptsnn.train.ttfs import TTFSNet
 from ptsnn.train.ttfs_config import TTFSConfig
 from ptsnn.train.ttfs_integer import quantize_ttfs
 from ptsnn.train.ttfs_reference import run_ttfs_reference
