@@ -127,21 +127,25 @@ def _read_graph(path: Path) -> ChipGraph:
 
 
 def graph_latency(graph: ChipGraph) -> int:
-    """Steps from the host input to the last accumulator along the slowest path (1 + delay per synapse): the
+    """Steps from the host input to the readout along the slowest path (1 + delay per synapse): the
     most flush steps a correct bundle can need."""
     lat = {i.name: 0 for i in graph.inputs}
     for node in [*graph.populations, *graph.accumulators]:
         lat[node.name] = max(lat[e.source] + 1 + int(e.max_delay) for e in graph.incoming(node.name))
-    return max((lat[a.name] for a in graph.accumulators), default=0)
+    from ptsnn.deploy.readout import readout_name
+
+    return lat[readout_name(graph)[0]] if graph.accumulators or graph.populations else 0
 
 
 def _check_consistency(spec: Manifest, graph: ChipGraph, where: Path) -> None:
-    if not graph.inputs or not graph.accumulators:
-        raise InputError(f"{where.parent / 'chip_graph.json'}: needs a host input and a readout accumulator")
+    if not graph.inputs or not (graph.accumulators or graph.populations):
+        raise InputError(f"{where.parent / 'chip_graph.json'}: needs a host input and a readout")
     for i in graph.inputs:
         if not graph.outgoing(i.name):
             raise InputError(f"{where.parent / 'chip_graph.json'}: inputs.{i.name}: connects to nothing")
-    readout = graph.accumulators[0].size
+    from ptsnn.deploy.readout import readout_size
+
+    readout = readout_size(graph)  # an accumulator, or (graphs imported from NIR) the output population
     if spec.classes and len(spec.classes) != readout:
         raise InputError(f"{where}: classes: {len(spec.classes)} names for a readout of {readout} neurons")
     if spec.timing.flush_steps != graph.flush_steps:
