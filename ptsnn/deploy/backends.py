@@ -82,9 +82,9 @@ class FastBackend:
         pass
 
     def run(self, bundle, payloads: list[np.ndarray]) -> ChipRun:
-        from ptsnn.chip.simulator import simulate_chip
+        from ptsnn.chip.simulator import simulate
 
-        return simulate_chip(bundle.graph, pad_payloads(bundle, payloads))
+        return simulate(bundle.graph, pad_payloads(bundle, payloads))
 
 
 @register
@@ -107,11 +107,13 @@ class LavaBackend:
         outs = lava_runner.run_bundle(bundle.path, payloads, steps.tolist(), timeout_s=self.timeout_s,
                                       log_dir=self.log_dir)
         t_max = int(steps.max())
-        spikes = {p.name: np.zeros((len(payloads), t_max, p.size), bool) for p in bundle.graph.populations}
+        g = bundle.graph  # bool spikes, int32 payloads for graded (sigma-delta) populations, as ChipRun says
+        spikes = {p.name: np.zeros((len(payloads), t_max, p.size), np.int32 if g.message_bits(p.name) else bool)
+                  for p in g.populations}
         accs = {a.name: np.zeros((len(payloads), t_max, a.size), np.int64) for a in bundle.graph.accumulators}
         for i, (out, s) in enumerate(zip(outs, steps)):  # Lava's probes are [size, steps]
             for name, arr in spikes.items():
-                arr[i, :s] = out[name].T[:s].astype(bool)
+                arr[i, :s] = out[name].T[:s]
             for name, arr in accs.items():
                 arr[i, :s] = out[name].T[:s]
         return ChipRun(spikes, accs)

@@ -111,5 +111,5 @@ def _fill(row: RunRow, bundle: Bundle, total: np.ndarray, steps: int, spikes: di
     row.scores = {c: float(p) for c, p in zip(bundle.classes, probs)}
     row.logits = [float(v) for v in logits]
     row.steps = steps
-    row.spike_counts = {k: int(v.sum()) for k, v in spikes.items()}
+    row.spike_counts = {k: int(np.count_nonzero(v)) for k, v in spikes.items()}
     row.spikes = spikes

@@ -85,6 +85,6 @@ def classify(bundle: Bundle, payloads: list[np.ndarray], names: list[str], backe
         results.append(UtteranceResult(
             name=name, label=bundle.classes[int(np.argmax(logits))],
             scores={c: float(p) for c, p in zip(bundle.classes, probs)}, logits=logits, steps=int(r["steps"]),
-            spike_counts={k: int(v.sum()) for k, v in r["spikes"].items()},
+            spike_counts={k: int(np.count_nonzero(v)) for k, v in r["spikes"].items()},
             spikes=r["spikes"] if keep_spikes else None))
     return results
