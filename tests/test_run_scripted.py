@@ -129,6 +129,8 @@ def test_output_option_errors_are_one_line(made, entry_point, tmp_path):
     assert r.returncode == 2 and "choose one" in r.stderr and "Traceback" not in r.stderr
     r = _ptsnn(entry_point, root / "bundle", audio / "a.wav", "-b", "fast", "-o", tmp_path / "x.txt")
     assert r.returncode == 2 and "--json or --csv" in r.stderr
+    r = _ptsnn(entry_point, root / "bundle", audio / "a.wav", "-b", "fast", "--csv", "-o", tmp_path / "no" / "x.csv")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     r = _ptsnn(entry_point, root / "bundle", audio / "a.wav", "-b", "nosuch")
     assert r.returncode == 2 and "fast" in r.stderr and "loihi2" in r.stderr
 

@@ -64,6 +64,29 @@ def save_payloads(out_dir: Path, names: list[str], payloads: list, used: set[str
     return written
 
 
+def _emit(text: str) -> None:
+    """One piece of the data stream on stdout; a reader that went away (``| head``) ends the run quietly."""
+    import os
+    import sys
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise typer.Exit(141) from None  # what a shell reports for SIGPIPE
+
+
+def _check_output(output: Path | None) -> None:
+    """Before any work: the results file must be writable where it is asked for."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise InputError(f"-o {output}: is a folder (expected a file name)")
+    if not output.parent.is_dir():
+        raise InputError(f"-o {output}: folder {output.parent} does not exist")
+
+
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
     inputs: list[Path] = typer.Argument(..., help="Audio files (or .npy features for feature bundles), folders "
@@ -85,8 +108,6 @@ def run(
     """Audio to emotion label without chips: host part (host.onnx) -> chip graph -> label, calibrated scores
     and spike counts. A file that cannot be read becomes an error row and the others go on; the exit code is
     2 if any input failed (3 if the backend failed)."""
-    import sys
-
     from ptsnn.cli._app import err_console
     from ptsnn.deploy.backends import get_backend
     from ptsnn.deploy.batch import run_items
@@ -96,6 +117,7 @@ def run(
     from ptsnn.deploy.run import score_temperature
 
     fmt = _output_format(json_out, csv_out, output)
+    _check_output(output)
     name = backend.value
     engine = get_backend(name, timeout_s=timeout, log_dir=None)  # Lava logs are not written into the bundle
     engine.check()
@@ -117,7 +139,7 @@ def run(
         collector = ActivityCollector(b.graph)
     chunks: list[str] = [writer.header()] if writer and not to_stdout else []
     if writer and to_stdout:
-        sys.stdout.write(writer.header())
+        _emit(writer.header())
     rows = []
     with err_console.status(f"running {len(items)} utterance(s) on {name}...") as status:
         for row in run_items(b, items, engine, host, temperature.value, batch_size=batch_size,
@@ -125,8 +147,7 @@ def run(
                              progress=lambda done, total: status.update(f"{done}/{total} utterances on {name}...")):
             if writer is not None:
                 if to_stdout:
-                    sys.stdout.write(writer.line(row))
-                    sys.stdout.flush()
+                    _emit(writer.line(row))
                 else:
                     chunks.append(writer.line(row))
             if collector is not None and row.ok:
