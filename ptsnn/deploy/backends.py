@@ -63,10 +63,9 @@ def chip_steps(bundle, payloads: list[np.ndarray]) -> np.ndarray:
 
 def pad_payloads(bundle, payloads: list[np.ndarray]) -> np.ndarray:
     """``[B, T_max, F]`` int64, each payload followed by zeros (its flush and the batch's padding)."""
-    steps = chip_steps(bundle, payloads)
-    batch = np.zeros((len(payloads), int(steps.max()), bundle.graph.inputs[0].size), np.int64)
-    for i, p in enumerate(payloads):
-        batch[i, : len(p)] = p
+    from ptsnn.batching import pad_batch
+
+    batch, _ = pad_batch(payloads, length=int(chip_steps(bundle, payloads).max()), dtype=np.int64)
     return batch
 
 
