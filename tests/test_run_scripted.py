@@ -120,7 +120,7 @@ def test_manifest_input_carries_labels_and_missing_files_become_rows(made, entry
     bad.write_text("{not json\n")
     r = _ptsnn(entry_point, root / "bundle", bad, audio / "a.wav", "-b", "fast", "--json")
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert r.returncode == 2 and "line 1 is not valid JSON" in rows[0]["error"] and rows[1]["error"] is None
+    assert r.returncode == 2 and "not valid JSON" in rows[0]["error"] and "bad.jsonl" in rows[0]["error"] and rows[1]["error"] is None
 
 
 def test_output_option_errors_are_one_line(made, entry_point, tmp_path):
