@@ -70,12 +70,16 @@ def test_lava_whole_graph_equals_fast_and_pytorch(made):
 @pytest.mark.lava
 def test_ptsnn_run_prints_label_through_lava(made, entry_point):
     root, wav = made
-    r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav)], capture_output=True, text=True,
-                       timeout=300)
+    import json
+
+    r = subprocess.run([entry_point("ptsnn"), "run", str(root / "bundle"), str(wav), "--json"], capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     bundle = load_bundle(root / "bundle")
     (fast,) = classify(bundle, [load_input(wav, bundle, HostRunner(bundle))], ["a.wav"], "fast")
-    assert f"a.wav: {fast.label}" in " ".join(r.stdout.split()) and "lava" in r.stdout
+    (row,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert row["backend"] == "lava" and row["file"] == str(wav) and row["label"] == fast.label
+    assert row["spike_counts"] == fast.spike_counts and row["logits"] == pytest.approx(fast.logits.tolist())
 
 
 def test_tampered_bundle_and_wrong_inputs_are_refused(made, tmp_path):

@@ -141,6 +141,31 @@ def test_float_then_qat_learns_and_writes_checkpoints(qat_run):
     assert len(saved["history"]) == 6 and saved["float"]["test"]["ua"] == pytest.approx(result.float_test.ua)
 
 
+def test_score_temperature_fitted_on_validation_and_stored(qat_run):
+    """Each kept model's temperature is the NLL minimiser on its own validation logits, it is stored in the
+    checkpoint and reported (with ECE before/after) in metrics.json."""
+    from ptsnn.train.calibration import nll
+    from ptsnn.train.trainer import collect_logits
+
+    result, corpus, feats = qat_run
+    valid_ds = FeatureDataset.from_split(corpus, corpus.split()[1], feats)
+    saved = json.loads((result.out_dir / "metrics.json").read_text())
+    for phase in ("float", "qat"):
+        model, ck = load_model(result.checkpoints[phase])
+        cal = ck.calibration
+        assert ck.temperature == cal["temperature"] == pytest.approx(saved["calibration"][phase]["temperature"])
+        logits, labels = collect_logits(model, valid_ds, 8)
+        assert len(labels) == cal["count"] == len(valid_ds)
+        assert cal["nll_after"] == pytest.approx(nll(logits, labels, ck.temperature))
+        assert cal["nll_after"] <= cal["nll_before"] == pytest.approx(nll(logits, labels, 1.0))
+        from ptsnn.train.calibration import T_MAX, T_MIN
+
+        for t in (0.8 * ck.temperature, 1.25 * ck.temperature):  # a minimum within the bounds, not just better
+            if T_MIN <= t <= T_MAX:
+                assert nll(logits, labels, t) >= cal["nll_after"] - 1e-9
+        assert 0 <= cal["ece_after"] <= 1 and 0 <= cal["ece_before"] <= 1 and cal["bins"] == 15
+
+
 def test_same_seed_same_run(tmp_path):
     corpus, feats = make_corpus()
     cfg = load_config("small", TINY + ["train.epochs=2"])

@@ -11,18 +11,36 @@ from ptsnn.cli._app import console
 from ptsnn.errors import InputError
 
 
-def _backend(value: str) -> str:
-    from ptsnn.deploy.run import BACKENDS
+def _backend_choices():
+    """``--backend`` choices: whatever ``ptsnn.deploy.backends`` registers."""
+    from enum import Enum
 
-    if value not in BACKENDS:
-        raise InputError(f"--backend {value!r}: choose {' or '.join(BACKENDS)}")
-    return value
+    from ptsnn.deploy import backends
+
+    return Enum("BackendName", {n: n for n in backends.names()}, type=str), backends.descriptions()
 
 
-def save_payloads(out_dir: Path, names: list[str], payloads: list) -> list[Path]:
+BackendName, _BACKEND_HELP = _backend_choices()
+
+
+def _output_format(json_out: bool, csv_out: bool, output: Path | None) -> str | None:
+    if json_out and csv_out:
+        raise InputError("--json and --csv: choose one")
+    if json_out or csv_out:
+        return "json" if json_out else "csv"
+    if output is None:
+        return None
+    by_suffix = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(output.suffix.lower())
+    if by_suffix is None:
+        raise InputError(f"-o {output}: give --json or --csv (or name the file .jsonl or .csv)")
+    return by_suffix
+
+
+def save_payloads(out_dir: Path, names: list[str], payloads: list, used: set[str] | None = None) -> list[Path]:
     """One ``.npy`` per utterance in ``out_dir``: the host part's integer payloads ``[steps, features]``, what
     the chip receives (without the flush steps) and what the bundle's ``run_loihi2.py`` takes. Named after the
-    input file's stem (``-2``, ``-3``, ... when stems repeat); each file written atomically."""
+    input file's stem (``-2``, ``-3``, ... when stems repeat, across calls that share ``used``); each file
+    written atomically."""
     import io
 
     import numpy as np
@@ -33,7 +51,7 @@ def save_payloads(out_dir: Path, names: list[str], payloads: list) -> list[Path]
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--save-payloads {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
-    written, used = [], set()
+    written, used = [], set() if used is None else used
     for name, payload in zip(names, payloads):
         stem, k = Path(name).stem or "utterance", 1
         while (f"{stem}-{k}" if k > 1 else stem) in used:
@@ -46,48 +64,175 @@ def save_payloads(out_dir: Path, names: list[str], payloads: list) -> list[Path]
     return written
 
 
+def _emit(text: str) -> None:
+    """One piece of the data stream on stdout; a reader that went away (``| head``) ends the run quietly."""
+    import os
+    import sys
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise typer.Exit(141) from None  # what a shell reports for SIGPIPE
+
+
+def _check_output(output: Path | None) -> None:
+    """Before any work: the results file must be writable where it is asked for."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise InputError(f"-o {output}: is a folder (expected a file name)")
+    if not output.parent.is_dir():
+        raise InputError(f"-o {output}: folder {output.parent} does not exist")
+
+
 def run(
     bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
-    inputs: list[Path] = typer.Argument(..., help="Audio files (fbank bundles) or .npy feature files."),
-    backend: str = typer.Option("lava", "--backend", "-b", help="lava (Lava CPU simulation, fixed_pt), fast, or loihi2 (needs Intel's lava-loihi)."),
+    inputs: list[Path] = typer.Argument(..., help="Audio files (or .npy features for feature bundles), folders "
+                                                  "(searched recursively) and manifests (.csv, .json, .jsonl)."),
+    backend: BackendName = typer.Option("lava", "--backend", "-b", show_default=True,
+                                        help="; ".join(f"{k}: {v}" for k, v in _BACKEND_HELP.items()) + "."),
+    json_out: bool = typer.Option(False, "--json", help="JSON Lines: one object per utterance, errors as rows."),
+    csv_out: bool = typer.Option(False, "--csv", help="CSV: one row per utterance, errors as rows."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the JSON Lines or CSV to this file (atomically) "
+                                                              "instead of stdout."),
+    spikes: bool = typer.Option(False, "--spikes", help="Also print spikes per population over all utterances."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Utterances per backend run (bounds memory)."),
     timeout: float = typer.Option(600.0, min=1.0, help="Seconds before a Lava run is killed."),
     report: Path = typer.Option(None, "--report", help="Also write the per-layer spike/energy report (json, md, html) here."),
     payloads_dir: Path = typer.Option(None, "--save-payloads", metavar="DIR", help="Also write each utterance's "
                                       "host payloads (integer [steps, features] .npy) here: the input of the "
                                       "bundle's run_loihi2.py."),
 ) -> None:
-    """Audio to emotion label without chips: host part (host.onnx) -> chip graph (Lava or fast simulator)
-    -> label, scores and per-layer spike counts."""
-    from ptsnn.deploy.bundle_io import HostRunner, load_bundle, load_input
-    from ptsnn.deploy.run import classify
+    """Audio to emotion label without chips: host part (host.onnx) -> chip graph -> label, calibrated scores
+    and spike counts. A file that cannot be read becomes an error row and the others go on; the exit code is
+    2 if any input failed (3 if the backend failed)."""
+    from ptsnn.cli._app import err_console
+    from ptsnn.deploy.backends import get_backend
+    from ptsnn.deploy.batch import run_items
+    from ptsnn.deploy.bundle_io import HostRunner, load_bundle
+    from ptsnn.deploy.inputs import expand_paths
+    from ptsnn.deploy.results_io import ResultWriter
+    from ptsnn.deploy.run import score_temperature
 
-    backend = _backend(backend)
+    fmt = _output_format(json_out, csv_out, output)
+    _check_output(output)
+    name = backend.value
+    engine = get_backend(name, timeout_s=timeout, log_dir=None)  # Lava logs are not written into the bundle
+    engine.check()
     b = load_bundle(bundle)
     host = HostRunner(b)
-    payloads = [load_input(p, b, host) for p in inputs]
+    temperature = score_temperature(b)
+    items = expand_paths(inputs, host.takes_audio)
+    to_stdout = fmt is not None and output is None
+    notes = err_console if to_stdout else console  # stdout carries only the data when it is the data stream
+    populations = [p.name for p in b.graph.populations]
+    writer = ResultWriter(fmt, b.classes, populations, temperature.value, temperature.fitted, name) if fmt else None
+    saved_stems: set[str] = set()
     if payloads_dir is not None:
-        for path in save_payloads(payloads_dir, [p.name for p in inputs], payloads):
-            console.print(f"payloads: {path}", highlight=False)
-    with console.status(f"running {len(payloads)} utterance(s) on {backend}..."):
-        results = classify(b, payloads, [p.name for p in inputs], backend, timeout_s=timeout, log_dir=None,
-                           keep_spikes=report is not None)
-    for r in results:
-        scores = "  ".join(f"{c} {p:.2f}" for c, p in sorted(r.scores.items(), key=lambda kv: -kv[1]))
-        console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   ({scores}; {r.steps} steps, {backend})")
-    table = Table(title="spikes per layer")
-    table.add_column("layer")
-    for r in results:
-        table.add_column(r.name, justify="right")
-    for layer in results[0].spike_counts:
-        table.add_row(layer, *[f"{r.spike_counts[layer]:,}" for r in results])
-    console.print(table)
+        save_payloads(payloads_dir, [], [])  # the folder first: a bad --save-payloads fails before any work
+    collector = None
     if report is not None:
+        from ptsnn.report.collect import ActivityCollector
+
+        collector = ActivityCollector(b.graph)
+    chunks: list[str] = [writer.header()] if writer and not to_stdout else []
+    if writer and to_stdout:
+        _emit(writer.header())
+    rows = []
+    with err_console.status(f"running {len(items)} utterance(s) on {name}...") as status:
+        for row in run_items(b, items, engine, host, temperature.value, batch_size=batch_size,
+                             keep_spikes=collector is not None or payloads_dir is not None,
+                             progress=lambda done, total: status.update(f"{done}/{total} utterances on {name}...")):
+            if writer is not None:
+                if to_stdout:
+                    _emit(writer.line(row))
+                else:
+                    chunks.append(writer.line(row))
+            if collector is not None and row.ok:
+                collector.add(Path(row.file).name, row.payload, row.spikes, steps=row.steps)
+            if payloads_dir is not None and row.ok:
+                for path in save_payloads(payloads_dir, [Path(row.file).name], [row.payload], saved_stems):
+                    notes.print(f"payloads: {path}", highlight=False, soft_wrap=True)
+            row.payload = row.spikes = None
+            rows.append(row)
+    if output is not None:
+        from ptsnn.fileio import atomic_write_text
+
+        atomic_write_text(output, "".join(chunks))
+    if not to_stdout:
+        console.print(_summary_table(rows, name))
+    if spikes:
+        notes.print(_spike_table(rows, b))
+    _print_notes(notes, rows, temperature, output)
+    if collector is not None and collector.utterances:
         from ptsnn.report import build_report
 
-        rep = build_report(b, results, payloads=payloads, names=[p.name for p in inputs], data_source="files",
-                           backend=backend)
+        rep = build_report(b, collector, data_source="files", backend=name)
         rep.write(report, ("json", "md", "html"))
-        console.print(f"report: {report / 'report.html'}")
+        notes.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
+    failed = [r.exit_code or 2 for r in rows if not r.ok]
+    if failed:
+        raise typer.Exit(max(failed))
+
+
+def _summary_table(rows, backend: str) -> Table:
+    from rich.markup import escape
+
+    with_truth = any(r.true_label is not None for r in rows)
+    with_errors = any(not r.ok for r in rows)
+    table = Table(title=f"{len(rows)} utterance(s), {backend}", title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    if with_truth:
+        table.add_column("true")
+    table.add_column("steps", justify="right")
+    if with_errors:
+        table.add_column("error", overflow="fold")
+    for r in rows:
+        cells = [escape(r.file), f"[bold green]{escape(r.label)}[/]" if r.ok else "[red]error[/]",
+                 f"{r.top_score:.2f}" if r.ok else ""]
+        if with_truth:
+            cells.append(escape(r.true_label or ""))
+        cells.append("" if r.steps is None else f"{r.steps:,}")
+        if with_errors:
+            cells.append("" if r.ok else f"[red]{escape(r.error)}[/]")
+        table.add_row(*cells)
+    return table
+
+
+def _spike_table(rows, b) -> Table:
+    """Per population over the utterances that ran: bounded by the network, not by the number of files."""
+    ok = [r for r in rows if r.ok]
+    steps = sum(r.steps for r in ok)
+    table = Table(title=f"spikes per population ({len(ok)} utterances, {steps:,} steps)", title_justify="left")
+    for col in ("population", "neurons", "spikes", "per utterance", "min", "max", "rate %"):
+        table.add_column(col, justify="left" if col == "population" else "right")
+    for pop in b.graph.populations:
+        counts = [r.spike_counts[pop.name] for r in ok]
+        if not counts:
+            continue
+        rate = 100 * sum(counts) / (pop.size * steps) if steps else 0.0
+        table.add_row(pop.name, f"{pop.size:,}", f"{sum(counts):,}", f"{sum(counts) / len(counts):,.1f}",
+                      f"{min(counts):,}", f"{max(counts):,}", f"{rate:.2f}")
+    return table
+
+
+def _print_notes(notes, rows, temperature, output) -> None:
+    ok = [r for r in rows if r.ok]
+    judged = [r for r in ok if r.true_label is not None]
+    line = f"{len(ok)} of {len(rows)} utterance(s) classified"
+    if judged:
+        hits = sum(r.label == r.true_label for r in judged)
+        line += f"; {hits} of {len(judged)} match the manifest's label ({100 * hits / len(judged):.1f} %)"
+    notes.print(line, highlight=False, soft_wrap=True)
+    notes.print(temperature.describe(), highlight=False, soft_wrap=True)
+    if len(ok) < len(rows):
+        notes.print(f"[red]{len(rows) - len(ok)} failed[/] (see their error rows)", highlight=False, soft_wrap=True)
+    if output is not None:
+        notes.print(f"results: {output}", highlight=False, soft_wrap=True)
 
 
 def verify(

@@ -5,7 +5,8 @@ checkpoint --load (weights_only)--> model --quantize--> chip IR --calibrate--> d
 
 Bundle layout (every file listed with its sha256 in ``manifest.json``)::
 
-    manifest.json            versions, source checkpoint hash, profile, partition, layer table, files
+    manifest.json            versions, source checkpoint hash, profile, partition, layer table, files,
+                             scores (the checkpoint's fitted score temperature, when it has one)
     chip_graph.json/.h5      the whole chip IR (what netx cannot express included)
     netx/chip_prefix.net     the netx-expressible chain (if --emit netx)
     host.onnx                host feature path (if --emit onnx)
@@ -89,7 +90,16 @@ def convert_checkpoint(checkpoint: str | Path, profile, out_dir: str | Path, emi
     ctx = BundleContext(graph, profile, out_dir, source=checkpoint, quantization="qat" if was_qat else "post-training",
                         classes=ckpt.classes, frontend=ckpt.frontend, versions=ckpt.versions, emit=tuple(emit),
                         model=model, errors=errors, peaks=peaks, overflows=overflows)
-    return write_bundle(ctx, step)
+    return write_bundle(ctx, step, scores=_scores(ckpt, was_qat))
+
+
+def _scores(ckpt, was_qat: bool) -> dict | None:
+    """The manifest's ``scores``: the temperature fitted at training time (None for older checkpoints). A QAT
+    checkpoint's was fitted on the quantized model's logits, which are the chip's; a float one's on the float
+    logits, close to the post-training-quantized chip's."""
+    if not ckpt.calibration:
+        return None
+    return dict(ckpt.calibration, logits="quantized (QAT) model" if was_qat else "float model")
 
 
 def convert_nir_graph(path: str | Path, profile, out_dir: str | Path, emit=EMIT_FORMATS, dt: float = 1e-3,
@@ -105,9 +115,10 @@ def convert_nir_graph(path: str | Path, profile, out_dir: str | Path, emit=EMIT_
     return write_bundle(ctx, step)
 
 
-def write_bundle(ctx: BundleContext, step) -> ConversionResult:
+def write_bundle(ctx: BundleContext, step, scores: dict | None = None) -> ConversionResult:
     """Design rules, core allocation and every registered writer; the bundle appears only when complete
-    (built in a temporary folder that any error, Ctrl-C or SIGTERM removes)."""
+    (built in a temporary folder that any error, Ctrl-C or SIGTERM removes). ``scores``: the manifest's score
+    temperature record (``_scores``)."""
     graph, profile = ctx.graph, ctx.profile
     step(f"design rules and core allocation for {profile.name}")
     ctx.allocation = design_rules.allocate_cores(graph, profile)
@@ -134,6 +145,7 @@ def write_bundle(ctx: BundleContext, step) -> ConversionResult:
                       input_message_bits=graph.inputs[0].message_bits),
             timing=dict(flush_steps=graph.flush_steps, steps_per_frame=graph.inputs[0].steps_per_frame),
             layers=ctx.products["layers"],
+            scores=scores,
             files={str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
         )
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -34,6 +34,12 @@ MAX_SAMPLE_MAGNITUDE = 16.0
 # WAV sample containers libsndfile decodes exactly; it silently reads other widths (7, 12 bits) as the next one
 _WAV_BITS = {1: (8, 16, 24, 32), 3: (32, 64), 6: (8,), 7: (8,)}  # PCM, IEEE float, A-law, mu-law
 _WAV_EXTENSIBLE = 0xFFFE
+# file name endings of the formats libsndfile (soundfile) decodes, for finding audio in folders; MP3 only when
+# this libsndfile build has it (>= 1.1)
+AUDIO_SUFFIXES = tuple(ext for ext, fmt in (
+    (".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG"), (".oga", "OGG"), (".opus", "OGG"), (".mp3", "MP3"),
+    (".aif", "AIFF"), (".aiff", "AIFF"), (".au", "AU"), (".caf", "CAF"), (".w64", "W64"), (".rf64", "RF64"),
+) if fmt in sf.available_formats())
 
 
 def load_audio(

@@ -108,6 +108,19 @@ class LayerRow(_Strict):
     rate: float | None = Field(default=None, ge=0)
 
 
+class ScoreInfo(_Strict):
+    """The score temperature fitted at training time (``ptsnn.train.calibration.calibrate``) and its record."""
+    temperature: float = Field(gt=0, le=1e6)
+    fitted_on: Text | None = None
+    count: Count | None = None
+    bins: int | None = Field(default=None, ge=1, le=1000)
+    nll_before: float | None = Field(default=None, ge=0)
+    nll_after: float | None = Field(default=None, ge=0)
+    ece_before: float | None = Field(default=None, ge=0, le=1)
+    ece_after: float | None = Field(default=None, ge=0, le=1)
+    logits: Text | None = None
+
+
 class Manifest(_Strict):
     format: Literal["ptsnn-bundle"]
     format_version: Literal[1]
@@ -120,6 +133,7 @@ class Manifest(_Strict):
     netx: NetxInfo
     timing: Timing
     layers: list[LayerRow] = Field(max_length=MAX_LAYERS)
+    scores: ScoreInfo | None = None  # absent or null: no fitted temperature (runs use T = 1 and say so)
     files: dict[RelPath, Sha256] = Field(min_length=1, max_length=MAX_BUNDLE_ENTRIES)
 
     @field_validator("files")

@@ -9,6 +9,8 @@ Format (``format: "ptsnn-checkpoint"``, ``format_version: 1``)::
     versions        {"ptsnn", "torch", "python"}
     quantized       bool (must agree with the state dict's ``quantized_flag``)
     metrics         plain dict (JSON types)
+    calibration     optional: the score temperature fitted on the validation split and its NLL/ECE before and
+                    after (``ptsnn.train.calibration.calibrate``); absent in older checkpoints (T = 1)
     format, format_version
 
 Saving goes through a temporary file in the target folder and ``os.replace``, so a reader never sees a
@@ -83,15 +85,23 @@ class Checkpoint:
     versions: dict[str, str]
     quantized: bool
     metrics: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)  # {} when the checkpoint has no fitted temperature
 
     @property
     def classes(self) -> list[str]:
         return [k for k, _ in sorted(self.label_map.items(), key=lambda kv: kv[1])]
 
+    @property
+    def temperature(self) -> float | None:
+        """The score temperature fitted at training time, or None (older checkpoints: use T = 1)."""
+        return self.calibration.get("temperature")
+
 
 def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config, label_map: Mapping[str, int],
-                    frontend: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> Path:
-    """Write ``model`` (a PTSSNN, unwrapped from DDP) and its context to ``path`` atomically."""
+                    frontend: Mapping[str, Any], metrics: Mapping[str, Any] | None = None,
+                    calibration: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` (a PTSSNN, unwrapped from DDP) and its context to ``path`` atomically; ``calibration``
+    is the score temperature record of ``ptsnn.train.calibration.calibrate`` (optional)."""
     p = Path(path)
     module = getattr(model, "module", model)
     state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
@@ -106,6 +116,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config
         "quantized": bool(getattr(module, "quantized", False)),
         "metrics": _plain(dict(metrics or {}), "metrics"),
     }
+    if calibration is not None:
+        payload["calibration"] = _plain(dict(calibration), "calibration")
     with atomic_output(p) as tmp, open(tmp, "wb") as f:
         torch.save(payload, f)
         f.flush()
@@ -230,7 +242,18 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise InputError(f"{p}: 'quantized' is {obj['quantized']} but the state dict's quantized_flag is {bool(flag)}")
     metrics = obj.get("metrics") or {}
     return Checkpoint(p, dict(state), config, dict(label_map), dict(obj["frontend"]), dict(obj["versions"]),
-                      bool(obj["quantized"]), metrics if isinstance(metrics, dict) else {})
+                      bool(obj["quantized"]), metrics if isinstance(metrics, dict) else {},
+                      _calibration(p, obj.get("calibration")))
+
+
+def _calibration(p: Path, cal: Any) -> dict:
+    """The optional ``calibration`` field: absent, or a dict whose temperature is a finite positive number."""
+    if cal is None:
+        return {}
+    t = cal.get("temperature") if isinstance(cal, dict) else None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise InputError(f"{p}: field 'calibration' needs a finite positive 'temperature' (got {t!r})")
+    return dict(cal, temperature=float(t))
 
 
 def check_state_dict(path: Path, model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:

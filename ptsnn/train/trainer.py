@@ -13,6 +13,9 @@ Flow of :func:`train` (one split: the corpus's fixed split or one cross-validati
    ``train.qat_epochs`` epochs at ``train.qat_lr``; epoch 0 is the post-training-quantized model, the best
    validation UA among them is kept (``qat.pt``).
 5. Test metrics of the best float and QAT models, chance levels, ``metrics.json``.
+6. Score calibration of each kept model: a temperature fitted on the validation logits
+   (:mod:`ptsnn.train.calibration`), stored in its checkpoint (``calibration``) with the validation NLL and
+   expected calibration error before and after, which also go to ``metrics.json`` (``calibration``).
 
 Only rank 0 prints or writes. :func:`train_folds` loops over folds and averages.
 """
@@ -85,6 +88,7 @@ class TrainResult:
     checkpoints: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: dict[str, dict | None] = field(default_factory=dict)  # {"float"|"qat": calibrate() record or None}
 
     def summary(self) -> dict:
         def m(x: ClassificationMetrics | None) -> dict | None:
@@ -96,7 +100,7 @@ class TrainResult:
             "float": {"valid": m(self.float_valid), "test": m(self.float_test)},
             "qat": {"valid": m(self.qat_valid), "test": m(self.qat_test), "ptq_valid": m(self.ptq_valid)},
             "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
-            "warnings": self.warnings, "seconds": self.seconds,
+            "warnings": self.warnings, "seconds": self.seconds, "calibration": self.calibration,
         }
 
     def to_dict(self) -> dict:
@@ -216,6 +220,46 @@ def _validate(model, datasets: dict[str, FeatureDataset], classes, batch_size: i
         return evaluate(model, datasets["valid"], classes, batch_size, ctx)
     _, rates = evaluate(model, datasets["train"], classes, batch_size, ctx)
     return None, rates
+
+
+@torch.no_grad()
+def collect_logits(model: torch.nn.Module, dataset: FeatureDataset, batch_size: int,
+                   ctx: D.DistContext | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Full-length eval-mode logits ``[N, classes]`` and labels ``[N]`` of ``dataset`` in dataset order
+    (distributed: each rank a shard, gathered)."""
+    ctx = ctx or D.DistContext()
+    model = D.unwrap(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mine = D.shard(LengthSortedSampler(dataset.lengths()).order, ctx)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=mine, collate_fn=Collate(train=False))
+    rows: list[tuple[int, list[float]]] = []
+    for batch in loader:
+        batch = batch.to(device)
+        out = model(batch.features, batch.lengths)
+        rows += list(zip(batch.index.tolist(), out.logits.double().cpu().tolist()))
+    model.train(was_training)
+    gathered = sorted(r for part in D.gather_objects(rows, ctx) for r in part)
+    logits = np.asarray([r for _, r in gathered], np.float64).reshape(len(gathered), -1)
+    return logits, np.asarray([dataset.labels[i] for i, _ in gathered], np.int64)
+
+
+def calibrate_scores(model: torch.nn.Module, dataset: FeatureDataset, batch_size: int, ctx: D.DistContext,
+                     console: Console, phase: str) -> dict | None:
+    """Fit the score temperature on ``dataset`` (the validation split) and print what it changed; None (no
+    temperature stored, runs use T = 1 and say so) without a validation split."""
+    from ptsnn.train.calibration import calibrate
+
+    if not len(dataset):
+        console.print(f"{phase}: no validation split, so no score temperature (scores stay uncalibrated)",
+                      highlight=False, soft_wrap=True)
+        return None
+    cal = calibrate(*collect_logits(model, dataset, batch_size, ctx), split="valid")
+    console.print(f"{phase} score temperature {cal['temperature']:.3g} (validation): NLL {cal['nll_before']:.3f} -> "
+                  f"{cal['nll_after']:.3f}, ECE {100 * cal['ece_before']:.1f} % -> {100 * cal['ece_after']:.1f} % "
+                  f"({cal['bins']} bins)", highlight=False, soft_wrap=True)
+    return cal
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -429,11 +473,13 @@ def _fit(cfg: Config, corpus: Corpus, fe, datasets: dict[str, FeatureDataset], r
     if len(datasets["test"]):
         result.float_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
         console.print(confusion_table(result.float_test, "float, test"))
+    result.calibration["float"] = calibrate_scores(model, datasets["valid"], tc.batch_size, ctx, console, "float")
     if ctx.is_main:
         save_checkpoint(float_path, model, cfg, label_map, spec, {
             "phase": "float", "epoch": result.best_epoch,
             "valid": result.float_valid.to_dict() if result.float_valid else None,
-            "test": result.float_test.to_dict() if result.float_test else None, "chance": result.chance})
+            "test": result.float_test.to_dict() if result.float_test else None, "chance": result.chance},
+            calibration=result.calibration["float"])
 
     # ------------------------------------------------------------------ quantization-aware fine-tuning
     if qat:
@@ -492,11 +538,13 @@ def _qat(cfg: Config, run: _Run, model, net, datasets, result: TrainResult, clas
     if len(datasets["test"]):
         result.qat_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
         console.print(confusion_table(result.qat_test, "QAT, test"))
+    result.calibration["qat"] = calibrate_scores(model, datasets["valid"], tc.batch_size, ctx, console, "QAT")
     if ctx.is_main:
         save_checkpoint(qat_path, model, cfg, label_map, spec, {
             "phase": "qat", "epoch": best_epoch, "valid": result.qat_valid.to_dict() if result.qat_valid else None,
             "test": result.qat_test.to_dict() if result.qat_test else None, "chance": result.chance,
-            "ptq_valid": result.ptq_valid.to_dict() if result.ptq_valid else None})
+            "ptq_valid": result.ptq_valid.to_dict() if result.ptq_valid else None},
+            calibration=result.calibration["qat"])
     result.checkpoints["qat"] = qat_path
 
 
