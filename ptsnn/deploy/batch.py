@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ptsnn.deploy import readout
 from ptsnn.deploy.backends import Backend, chip_steps
 from ptsnn.deploy.bundle_io import Bundle, load_input, logits_from_readout
 from ptsnn.deploy.inputs import RunItem
@@ -70,7 +71,6 @@ def run_items(bundle: Bundle, items: Iterable[RunItem], backend: Backend, host, 
               progress: Callable[[int, int], None] | None = None) -> Iterator[RunRow]:
     """Yield one row per item, in order, batch by batch (``progress(done, total)`` after each batch)."""
     items = list(items)
-    acc = bundle.graph.accumulators[0].name
     done = 0
     for chunk in _batches(items, max(1, int(batch_size))):
         rows, payloads, slots = [], [], []
@@ -88,7 +88,7 @@ def run_items(bundle: Bundle, items: Iterable[RunItem], backend: Backend, host, 
                     rows[i].error, rows[i].exit_code = str(exc), exc.exit_code
             else:
                 steps = chip_steps(bundle, payloads)
-                totals = run.readout(acc, steps)
+                totals = readout.totals_fast(bundle.graph, run, steps)  # accumulator, or NIR output spikes
                 for j, i in enumerate(slots):
                     _fill(rows[i], bundle, totals[j], int(steps[j]), {k: v[j, : steps[j]] for k, v in run.spikes.items()},
                           temperature)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptsnn.deploy.backends import chip_steps, get_backend, names as backend_names
+from ptsnn.deploy import readout
 from ptsnn.deploy.bundle_io import Bundle, logits_from_readout
 from ptsnn.errors import InputError
 
@@ -67,7 +68,7 @@ def chip_run(bundle: Bundle, payloads: list[np.ndarray], backend: str = "fast", 
     "spikes": {population: [T, N] bool}}`` with T = steps_i + flush."""
     run = get_backend(backend, timeout_s=timeout_s, log_dir=log_dir).run(bundle, payloads)
     steps = chip_steps(bundle, payloads)
-    totals = run.readout(bundle.graph.accumulators[0].name, steps)
+    totals = readout.totals_fast(bundle.graph, run, steps)  # an accumulator, or a NIR graph's output spikes
     return [dict(steps=int(s), readout=totals[i], spikes={k: v[i, :s] for k, v in run.spikes.items()})
             for i, s in enumerate(steps)]
 

@@ -139,7 +139,7 @@ def _typed(cls: type, value: Any, section: str, origin: str = "config") -> Any:
 
 
 SECTIONS = ("model", "train", "frontend", "name", "base")
-_FRONTEND_KINDS = ("fbank", "hf", "torchaudio", "features")  # = ptsnn.frontend.FRONTENDS (checked in a test)
+_FRONTEND_KINDS = ("fbank", "hf", "torchaudio", "emotion2vec", "features")  # = ptsnn.frontend.FRONTENDS (checked in a test)
 
 
 def check_frontend_spec(spec: Any, origin: str = "config") -> dict:
