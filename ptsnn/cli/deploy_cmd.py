@@ -257,6 +257,8 @@ def verify(
     b = load_bundle(bundle)
     if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
         raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
+    if b.manifest.get("model_kind") == "ttfs":
+        return _verify_ttfs(b, checkpoint, data, limit)
     if checkpoint.suffix == ".nir":  # a bundle converted from NIR: fast simulator == Lava on chip inputs
         from ptsnn.deploy.verify_chip import nir_bundle_inputs, verify_chip
 
@@ -323,3 +325,69 @@ def verified_claim(report, from_nir: bool = False) -> str:
     if not from_nir and not report.overflows:  # the overflow replay runs on PyTorch-verified bundles only
         claim += "; no 24-bit state overflow"
     return claim
+
+
+def _ttfs_inputs(data: str, cfg, limit: int):
+    """``(x [N, C, H, W], labels or None)``: an .npz with ``x`` (and optionally ``y``), or ``random``
+    (seeded uniform inputs in ``[0, input_max]``: checks exactness; accuracy is then agreement with the twin)."""
+    import numpy as np
+    import torch
+
+    if data in ("random", "synthetic"):
+        gen = torch.Generator().manual_seed(0)
+        return torch.rand((limit, *cfg.input_shape), generator=gen, dtype=torch.float64) * cfg.input_max, None
+    path = Path(data)
+    if path.suffix != ".npz" or not path.is_file():
+        raise InputError(f"--data {data}: a TTFS bundle verifies on 'random' or an .npz with x [N, C, H, W] (and y)")
+    try:
+        z = np.load(path, allow_pickle=False)
+        x = np.asarray(z["x"], np.float64)[:limit]
+        y = np.asarray(z["y"], np.int64)[:limit] if "y" in z.files else None
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot read x/y ({exc})") from None
+    if x.shape[1:] != tuple(cfg.input_shape) or not np.all(np.isfinite(x)):
+        raise InputError(f"{path}: x has shape {x.shape}, expected [N, {', '.join(map(str, cfg.input_shape))}] finite")
+    return torch.from_numpy(x), y
+
+
+def _verify_ttfs(b, checkpoint: Path, data: str, limit: int) -> None:
+    import json
+
+    from ptsnn.deploy.verify_ttfs import accuracy_vs_k, plot_accuracy_vs_k, verify_ttfs
+    from ptsnn.fileio import atomic_write_text
+    from ptsnn.train.ttfs_checkpoint import load_integer
+
+    grid, net, ckpt = load_integer(checkpoint)
+    x, y = _ttfs_inputs(data, ckpt.config, limit)
+    with console.status("verifying TTFS (twin, quantized, fast simulator)..."):
+        report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y)
+        curve = accuracy_vs_k(net, x, y)
+    table = Table(title=f"first-spike steps equal per layer, % of neurons ({len(x)} samples)")
+    for col in ("layer", "neurons", "twin~quant", "quant==fast"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for row in report.layers:
+        table.add_row(row["layer"], str(row["neurons"]), f"{row['twin~quantized']:.2f}",
+                      f"{row['quantized==fast']:.2f}")
+    console.print(table)
+    console.print("most spikes of any neuron in one inference: "
+                  + ", ".join(f"{k} {v}" for k, v in report.fire_once.items()))
+    measure = "accuracy" if y is not None else "agreement with the ReLU twin"
+    console.print(f"{measure}: " + ", ".join(f"{k} {v:.1f} %" for k, v in report.predictions.items()))
+    console.print(f"{curve['measure']} vs K: " + ", ".join(f"K={k}: {a:.1f} %" for k, a in zip(curve["k"], curve["accuracy"]))
+                  + f" (ReLU twin {curve['relu_twin']:.1f} %)")
+    out = b.path / "verify"
+    plot_accuracy_vs_k(curve, out / "accuracy_vs_k.png")
+    atomic_write_text(out / "verify_ttfs.json", json.dumps(dict(
+        layers=report.layers, predictions=report.predictions, fire_once=report.fire_once, accuracy_vs_k=curve,
+        divergences=[d.__dict__ for d in report.divergences]), indent=1, default=list) + "\n")
+    console.print(f"plot: {out / 'accuracy_vs_k.png'}")
+    for d in report.divergences:
+        colour = "yellow" if d.pair == "twin~quantized" else "red"
+        console.print(f"[{colour}]first divergence {d.pair}[/]: layer {d.layer}, sample {d.sample}, neuron "
+                      f"{d.neuron}, steps {d.steps[0]} vs {d.steps[1]}")
+    if report.exact:
+        console.print("[bold green]OK[/]: quantized TTFS == fast simulator, spike step for spike step in every "
+                      "layer, at most one spike per neuron (Lava leg: not yet wired)")
+    else:
+        console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges or a neuron fired twice")
+        raise typer.Exit(1)
