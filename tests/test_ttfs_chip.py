@@ -80,9 +80,9 @@ def test_dense_flatten_order_is_c_h_w():
     grid, q0 = _grid(1, 4, conv=[ConvSpec(3, kernel=3, padding=1, pool="max")], dense=[5])
     graph = grid.chip_graph()
     layer = next(l for l in grid.layers if l.name == "dense0")
-    (feed,) = [s for s in graph.incoming("dense0") if s.source != "timing"]
-    assert isinstance(feed, Synapses) and layer.source_shape[0] == 3 and layer.source_shape[1] > 1
-    assert np.array_equal(feed.weight, layer.weight_mant.reshape(layer.weight_mant.shape[0], -1))
+    feeds = [s for s in graph.incoming("dense0") if s.source != "timing"]
+    assert all(isinstance(f, Synapses) for f in feeds) and layer.source_shape[0] == 3 and layer.source_shape[1] > 1
+    assert np.array_equal(sum(f.weight for f in feeds), layer.weight_mant.reshape(layer.weight_mant.shape[0], -1))
     _check_equal(graph, grid, q0)
 
 
@@ -102,3 +102,18 @@ def test_bad_input_payloads_are_one_line_errors():
         ttfs_chip.input_payload(graph, q0 + 5)
     with pytest.raises(InputError, match="expected"):
         ttfs_chip.input_payload(graph, q0[:, :1])
+
+
+def test_dense_groups_lava_would_truncate_are_split_by_sign_exactly():
+    """249 next to -27: Lava's mixed-sign Dense drops the low bit and netx's exponent form cannot shift 249;
+    positive and negative parts as separate groups keep every mantissa (and -256 leaves its -1 to a third)."""
+    from ptsnn.numerics import loihi
+
+    w = np.array([[249, -27, 0], [-256, 7, 13]])
+    assert not np.array_equal(loihi.lava_synapse_weights(w), w)
+    groups = ttfs_chip.dense_groups("a->b", "a", "b", w, 2)
+    assert len(groups) == 3 and np.array_equal(sum(g.weight for g in groups), w)
+    for g in groups:
+        assert np.array_equal(loihi.lava_synapse_weights(g.weight), g.weight) and g.weight_exp == 2
+    small = np.array([[-40, 58], [3, 0]])  # netx's lossless form handles these: one group
+    assert len(ttfs_chip.dense_groups("a->b", "a", "b", small, 0)) == 1

@@ -59,3 +59,22 @@ def test_accuracy_vs_k_curve_and_plot(setup, tmp_path):
     assert all(0 <= a <= 100 for a in curve["accuracy"])
     plot_accuracy_vs_k(curve, tmp_path / "acc.png")
     assert (tmp_path / "acc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.lava
+def test_tiny_ttfs_conv_net_runs_in_lava_spike_for_spike(tmp_path):
+    """A TTFS conv net (conv + max-pool + dense + readout) in Lava fixed_pt: every layer's first-spike steps
+    and the readout voltage equal the fast simulator and the quantized PyTorch recurrence."""
+    from ptsnn.chip.serialize import write_chip_graph
+    from ptsnn.deploy.verify_ttfs import lava_leg
+    from ptsnn.train.ttfs_config import ConvSpec
+
+    net, x, widths = random_ttfs(0, batch=2, steps_per_window=3, frame_size=(6, 6),
+                                 conv=[ConvSpec(2, kernel=3, padding=1, pool="max")], dense=[4])
+    grid = quantize_ttfs(net, widths)
+    graph = grid.chip_graph()
+    write_chip_graph(graph, tmp_path)
+    rep = verify_ttfs(graph, net, grid, widths, x, lava=lava_leg(tmp_path, 2, timeout_s=300))
+    assert rep.lava_samples == 2 and rep.fire_once["lava"] == 1
+    assert all(r["fast==lava"] == 100.0 for r in rep.layers), rep.divergences
+    assert rep.exact, rep.divergences

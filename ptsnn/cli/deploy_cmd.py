@@ -258,7 +258,7 @@ def verify(
     if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
         raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
     if b.manifest.get("model_kind") == "ttfs":
-        return _verify_ttfs(b, checkpoint, data, limit)
+        return _verify_ttfs(b, checkpoint, data, limit, lava, timeout)
     if checkpoint.suffix == ".nir":  # a bundle converted from NIR: fast simulator == Lava on chip inputs
         from ptsnn.deploy.verify_chip import nir_bundle_inputs, verify_chip
 
@@ -350,24 +350,27 @@ def _ttfs_inputs(data: str, cfg, limit: int):
     return torch.from_numpy(x), y
 
 
-def _verify_ttfs(b, checkpoint: Path, data: str, limit: int) -> None:
+def _verify_ttfs(b, checkpoint: Path, data: str, limit: int, lava: int, timeout: float) -> None:
     import json
 
-    from ptsnn.deploy.verify_ttfs import accuracy_vs_k, plot_accuracy_vs_k, verify_ttfs
+    from ptsnn.deploy.verify_ttfs import accuracy_vs_k, lava_leg, plot_accuracy_vs_k, verify_ttfs
     from ptsnn.fileio import atomic_write_text
     from ptsnn.train.ttfs_checkpoint import load_integer
 
     grid, net, ckpt = load_integer(checkpoint)
     x, y = _ttfs_inputs(data, ckpt.config, limit)
-    with console.status("verifying TTFS (twin, quantized, fast simulator)..."):
-        report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y)
+    leg = lava_leg(b.path, lava, timeout_s=timeout, log_dir=b.path / "logs") if lava else None
+    with console.status("verifying TTFS (twin, quantized, fast simulator, Lava)..."):
+        report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y, lava=leg)
         curve = accuracy_vs_k(net, x, y)
-    table = Table(title=f"first-spike steps equal per layer, % of neurons ({len(x)} samples)")
-    for col in ("layer", "neurons", "twin~quant", "quant==fast"):
+    table = Table(title=f"first-spike steps equal per layer, % of neurons ({len(x)} samples, "
+                        f"{report.lava_samples} in Lava)")
+    for col in ("layer", "neurons", "twin~quant", "quant==fast", "fast==lava"):
         table.add_column(col, justify="left" if col == "layer" else "right")
+    fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
     for row in report.layers:
-        table.add_row(row["layer"], str(row["neurons"]), f"{row['twin~quantized']:.2f}",
-                      f"{row['quantized==fast']:.2f}")
+        table.add_row(row["layer"], str(row["neurons"]), fmt(row["twin~quantized"]), fmt(row["quantized==fast"]),
+                      fmt(row.get("fast==lava")))
     console.print(table)
     console.print("most spikes of any neuron in one inference: "
                   + ", ".join(f"{k} {v}" for k, v in report.fire_once.items()))
@@ -386,8 +389,9 @@ def _verify_ttfs(b, checkpoint: Path, data: str, limit: int) -> None:
         console.print(f"[{colour}]first divergence {d.pair}[/]: layer {d.layer}, sample {d.sample}, neuron "
                       f"{d.neuron}, steps {d.steps[0]} vs {d.steps[1]}")
     if report.exact:
-        console.print("[bold green]OK[/]: quantized TTFS == fast simulator, spike step for spike step in every "
-                      "layer, at most one spike per neuron (Lava leg: not yet wired)")
+        lava_txt = f" == Lava ({report.lava_samples} samples)" if report.lava_samples else ""
+        console.print(f"[bold green]OK[/]: quantized TTFS == fast simulator{lava_txt}, spike step for spike step "
+                      "in every layer and the readout voltage, at most one spike per neuron")
     else:
         console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges or a neuron fired twice")
         raise typer.Exit(1)

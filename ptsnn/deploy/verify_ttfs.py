@@ -75,8 +75,29 @@ def twin_spike_steps(net, grid, windows: dict, x: torch.Tensor) -> dict[str, np.
     return out
 
 
+def lava_leg(bundle_dir, count: int, timeout_s: float = 900.0, log_dir=None):
+    """The Lava leg for :func:`verify_ttfs`: the bundle's chip graph in Lava ``fixed_pt``
+    (``ptsnn.deploy.lava_runner.run_bundle``) for the first ``count`` samples. Returns a callable
+    ``payloads -> {population: spikes [b, T, N], "readout": potentials [b, classes]}``."""
+    from ptsnn.deploy.lava_runner import run_bundle
+
+    def run(payloads: dict) -> dict:
+        n = min(int(count), len(next(iter(payloads.values()))))
+        steps = next(iter(payloads.values())).shape[1]
+        per = [{name: a[i] for name, a in payloads.items()} for i in range(n)]
+        outs = run_bundle(bundle_dir, per, [steps] * n, timeout_s=timeout_s, log_dir=log_dir)
+        keys = [k for k in outs[0] if not k.startswith("v_final/")]
+        result = {k: np.stack([o[k].T for o in outs]) for k in keys}  # [size, T] -> [b, T, size]
+        result["v_final"] = {k.split("/", 1)[1]: np.stack([o[k] for o in outs]) for k in outs[0]
+                             if k.startswith("v_final/")}
+        return result
+
+    return run
+
+
 def verify_ttfs(graph, net, grid, windows: dict, x: torch.Tensor, labels=None, lava=None) -> TTFSVerifyReport:
-    """``lava``: optional callable ``payloads -> {population: spikes [B, T, N]}`` (the Lava leg)."""
+    """``lava``: optional callable ``payloads -> {population: spikes [b, T, N], "v_final": {population:
+    voltage after the last step [b, N]}}`` for the first ``b`` samples (:func:`lava_leg`)."""
     q0 = grid.quantize_input(x).numpy().astype(np.int64)
     quant = grid.spike_times(x)
     payloads = ttfs_chip.payloads(graph, q0)
@@ -84,7 +105,7 @@ def verify_ttfs(graph, net, grid, windows: dict, x: torch.Tensor, labels=None, l
     twin = twin_spike_steps(net, grid, windows, x)
     lava_spikes = lava(payloads) if lava is not None else None
     report = TTFSVerifyReport([], {})
-    report.lava_samples = len(q0) if lava_spikes is not None else 0
+    nl = report.lava_samples = len(next(iter(lava_spikes["v_final"].values()))) if lava_spikes is not None else 0
     most = {"quantized": 0, "fast": 0, **({"lava": 0} if lava_spikes is not None else {})}
     for layer in grid.layers:
         if layer.kind == "readout":
@@ -99,7 +120,7 @@ def verify_ttfs(graph, net, grid, windows: dict, x: torch.Tensor, labels=None, l
         if lava_spikes is not None:
             lv = np.asarray(lava_spikes[layer.name])
             most["lava"] = max(most["lava"], int(lv.sum(1).max()))
-            pairs.append(("fast==lava", f_steps, ttfs_chip.first_spike_steps(lv)))
+            pairs.append(("fast==lava", f_steps[:nl], ttfs_chip.first_spike_steps(lv)))
         for pair, a, b in pairs:
             if a is None:
                 row[pair] = None
@@ -114,6 +135,12 @@ def verify_ttfs(graph, net, grid, windows: dict, x: torch.Tensor, labels=None, l
     if not np.array_equal(potential, quant["output"].numpy().astype(np.int64)):
         report.divergences.append(TTFSDivergence("quantized==fast", graph.meta["readout"]["population"], 0, 0,
                                                  (0, 0)))
+    if lava_spikes is not None:  # the read step is the last step: the voltage after the run is the readout's
+        r = graph.meta["readout"]
+        lava_pot = np.asarray(lava_spikes["v_final"][r["population"]], np.int64) >> int(r["activation_shift"])
+        d = _first("fast==lava", r["population"], potential[:nl], lava_pot)
+        if d is not None:
+            report.divergences.append(d)
     with torch.no_grad():
         twin_pred = net(x.to(next(net.parameters()).dtype)).argmax(1).numpy()
     preds = {"relu_twin": twin_pred, "quantized": quant["output"].argmax(1).numpy(), "fast": potential.argmax(1)}

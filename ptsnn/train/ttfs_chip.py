@@ -11,7 +11,8 @@ step (``tests/test_ttfs_chip.py``). The mapping (docs/ttfs.md, "On the chip"):
 * a spiking layer: a :class:`FireOncePopulation` (``vth``, no decays, self-inhibition ``-R``) fed by a
   :class:`ConvSynapses` group (conv stages) or a dense :class:`Synapses` group (stages whose kernel covers
   the whole input map, flattened C, H, W) and by dense timing :class:`Synapses` from ``timing``, one group
-  per (layer, exponent) so every per-neuron mantissa keeps its own exponent exactly;
+  per (layer, exponent) so every per-neuron mantissa keeps its own exponent exactly; a dense group whose odd
+  mixed-sign mantissas Lava's Dense would truncate is split by sign (:func:`dense_groups`);
 * a max-pool layer: a :class:`FireOncePopulation` with ``vth = 0`` fed by :func:`sum_pool` (earliest spike wins);
 * the readout: a :class:`CubaPopulation` (``i_decay = v_decay = 0``, ``vth = 2**17 - 1``: never fires) whose
   voltage ``>> 6`` at the read step is the logit numerator; ``graph.meta["readout"]`` says where to read it.
@@ -46,19 +47,41 @@ def _is_dense(layer) -> bool:
     return tuple(layer.shape[1:]) == (1, 1) and layer.padding == 0 and tuple(layer.weight_mant.shape[2:]) == (h, w)
 
 
-def _feed(layer) -> Synapses | ConvSynapses:
+def _lava_exact(w: np.ndarray) -> bool:
+    """Lava's bit-accurate Dense keeps these weights as they are (or netx's lossless exponent form does)."""
+    if np.array_equal(loihi.lava_synapse_weights(w), w):
+        return True
+    sw = loihi.netx_dense_weights(w)
+    return np.array_equal(loihi.lava_synapse_weights(sw.weights), sw.weights)
+
+
+def dense_groups(name: str, source: str, target: str, w: np.ndarray, exp: int) -> list[Synapses]:
+    """One dense group, or (when Lava's Dense would truncate odd mixed-sign mantissas that netx's exponent
+    form cannot rescue, e.g. 249 next to -27) its positive and negative parts as separate groups into the
+    same target: single-sign Dense keeps 8-bit magnitudes, and the target sums its inputs, so the split is
+    exact. -256 (which an inhibitory Dense clips to -255) leaves its -1 to a third group."""
+    w = np.asarray(w, np.int64)
+    if _lava_exact(w):
+        return [Synapses(name, source, target, w, np.zeros_like(w), exp)]
+    neg = np.minimum(w, 0)
+    parts = {"pos": np.maximum(w, 0), "neg": np.maximum(neg, -255), "neg256": neg - np.maximum(neg, -255)}
+    return [Synapses(f"{name}.{k}", source, target, part, np.zeros_like(part), exp)
+            for k, part in parts.items() if part.any()]
+
+
+def _feed(layer) -> list[Synapses | ConvSynapses]:
     """The synapse group from the layer's source (exact integers: the IR weight is ``mant << exp``)."""
     name = f"{layer.source}->{layer.name}"
     if layer.kind == "maxpool":
-        return sum_pool(name, layer.source, layer.name, tuple(layer.source_shape), int(layer.pool_size))
+        return [sum_pool(name, layer.source, layer.name, tuple(layer.source_shape), int(layer.pool_size))]
     if _is_dense(layer):
         w = layer.weight_mant.reshape(layer.weight_mant.shape[0], -1)
-        return Synapses(name, layer.source, layer.name, w, np.zeros_like(w), int(layer.weight_exp))
+        return dense_groups(name, layer.source, layer.name, w, int(layer.weight_exp))
     # Lava's fixed_pt Conv ignores weight_exp: the exponent must be folded into the (8-bit) mantissas
     w = layer.weight_mant.astype(np.int64) << int(layer.weight_exp)
     s, p = int(layer.stride), int(layer.padding)
-    return ConvSynapses(name, layer.source, layer.name, w, tuple(layer.source_shape), tuple(layer.shape),
-                        (s, s), (p, p))
+    return [ConvSynapses(name, layer.source, layer.name, w, tuple(layer.source_shape), tuple(layer.shape),
+                         (s, s), (p, p))]
 
 
 def _population(layer, size: int):
@@ -81,7 +104,7 @@ def chip_graph(model) -> ChipGraph:
     for layer in model.layers:
         size = int(np.prod(layer.shape))
         pops.append(_population(layer, size))
-        syns.append(_feed(layer))
+        syns.extend(_feed(layer))
         by_exp: dict[int, list[tuple[int, np.ndarray]]] = {}
         for ev in layer.timing:
             mant = np.broadcast_to(np.asarray(ev.mant, np.int64).reshape(-1) if np.ndim(ev.mant) else
@@ -103,7 +126,7 @@ def chip_graph(model) -> ChipGraph:
         w = np.zeros((size, n_ch), np.int64)
         for ch, mant in cols:
             w[:, ch] = mant
-        edges.append(Synapses(f"{TIMING}->{name}.e{exp}", TIMING, name, w, np.zeros_like(w), exp))
+        edges.extend(dense_groups(f"{TIMING}->{name}.e{exp}", TIMING, name, w, exp))
     readout = model.layers[-1]
     if readout.kind != "readout":
         raise InputError("ttfs chip graph: the last layer must be the readout")
