@@ -327,12 +327,21 @@ def verified_claim(report, from_nir: bool = False) -> str:
     return claim
 
 
-def _ttfs_inputs(data: str, cfg, limit: int):
+def _ttfs_inputs(data: str, cfg, limit: int, ckpt=None):
     """``(x [N, C, H, W], labels or None)``: an .npz with ``x`` (and optionally ``y``), or ``random``
     (seeded uniform inputs in ``[0, input_max]``: checks exactness; accuracy is then agreement with the twin)."""
     import numpy as np
     import torch
 
+    if data == "synthetic-eye" or data.startswith("see:"):  # the test split, as in training
+        from ptsnn.data.eye import load_eye_dataset
+        from ptsnn.train.ttfs_train import encode_dataset
+
+        opts = {k: v for k, v in ((ckpt.metrics if ckpt else {}).get("data_options") or {}).items() if k != "spec"}
+        ds = load_eye_dataset(data, **opts)
+        part = ds.subset("test") if len(ds.subset("test")) else ds
+        part = part.select(np.arange(min(limit, len(part))))
+        return encode_dataset(part, cfg).double(), part.labels
     if data in ("random", "synthetic"):
         gen = torch.Generator().manual_seed(0)
         return torch.rand((limit, *cfg.input_shape), generator=gen, dtype=torch.float64) * cfg.input_max, None
@@ -358,11 +367,11 @@ def _verify_ttfs(b, checkpoint: Path, data: str, limit: int, lava: int, timeout:
     from ptsnn.train.ttfs_checkpoint import load_integer
 
     grid, net, ckpt = load_integer(checkpoint)
-    x, y = _ttfs_inputs(data, ckpt.config, limit)
+    x, y = _ttfs_inputs(data, ckpt.config, limit, ckpt)
     leg = lava_leg(b.path, lava, timeout_s=timeout, log_dir=b.path / "logs") if lava else None
     with console.status("verifying TTFS (twin, quantized, fast simulator, Lava)..."):
         report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y, lava=leg)
-        curve = accuracy_vs_k(net, x, y)
+        curve = accuracy_vs_k(net, x, y, windows=ckpt.windows)
     table = Table(title=f"first-spike steps equal per layer, % of neurons ({len(x)} samples, "
                         f"{report.lava_samples} in Lava)")
     for col in ("layer", "neurons", "twin~quant", "quant==fast", "fast==lava"):

@@ -149,9 +149,10 @@ def verify_ttfs(graph, net, grid, windows: dict, x: torch.Tensor, labels=None, l
     return report
 
 
-def accuracy_vs_k(net, x: torch.Tensor, labels, ks=(1, 2, 4, 8, 16, 32)) -> dict:
+def accuracy_vs_k(net, x: torch.Tensor, labels, ks=(1, 2, 4, 8, 16, 32), windows: dict | None = None) -> dict:
     """Accuracy (% of ``labels``; without labels: agreement with the ReLU twin) of the grid network at each K,
-    windows recalibrated on ``x`` for each; the ReLU twin's accuracy as the ceiling."""
+    the ReLU twin's accuracy as the ceiling. ``windows``: the checkpoint's widths B_n (they do not depend on
+    K: only the grid unit B_n / K does); without them they are calibrated on ``x``."""
     from ptsnn.train.ttfs import calibrate_windows
     from ptsnn.train.ttfs_integer import quantize_ttfs
 
@@ -164,7 +165,7 @@ def accuracy_vs_k(net, x: torch.Tensor, labels, ks=(1, 2, 4, 8, 16, 32)) -> dict
     for k in ks:
         at_k = copy.deepcopy(net)
         at_k.cfg = dataclasses.replace(net.cfg, steps_per_window=int(k))
-        grid = quantize_ttfs(at_k, calibrate_windows(at_k, x.to(dtype)))
+        grid = quantize_ttfs(at_k, dict(windows) if windows else calibrate_windows(at_k, x.to(dtype)))
         pred = grid.twin(x)["output"].argmax(1).numpy()
         out["k"].append(int(k))
         out["accuracy"].append(100.0 * float((pred == ref).mean()))
