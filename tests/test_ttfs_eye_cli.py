@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "COLUMNS": "200"}
 
 
 def _ptsnn(*args, timeout=240):
@@ -48,3 +48,34 @@ def test_bad_model_kind_and_bad_overrides_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "--model" in r.stderr and "Traceback" not in r.stderr
     r = _ptsnn("train", "--model", "ttfs", "--data", "synthetic-eye", "--out", str(tmp_path), "--set", "nonsense")
     assert r.returncode == 2 and "--set" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_classifies_a_frame_folder_and_refuses_the_wrong_layout(tmp_path):
+    """ptsnn run BUNDLE SEQUENCE_DIR on a grey-frame network (fast backend); a recording (event channels)
+    into that network, and a folder with a missing frame, are one-line errors."""
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "run"
+    r = _ptsnn("train", "--model", "ttfs", "--data", "synthetic-eye", "--out", str(out), "--epochs", "1", "-q",
+               "--set", "data.subjects=6", "--set", "data.takes=1", "--set", "data.frames=4", "--set", "data.size=8",
+               "--set", "data.channels=frame", "--set", "ttfs.conv=[]", "--set", "ttfs.dense=[5]",
+               "--set", "ttfs.steps_per_window=4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    bundle = tmp_path / "bundle"
+    assert _ptsnn("convert", str(out / "ttfs.pt"), "--out", str(bundle)).returncode == 0
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(seq / f"{i:05d}.png")
+    r = _ptsnn("run", str(bundle), str(seq), "--backend", "fast")
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    assert "seq" in r.stdout and "at most 1 spike per neuron" in r.stdout
+    (seq / "00002.png").unlink()
+    r = _ptsnn("run", str(bundle), str(seq), "--backend", "fast")
+    assert r.returncode == 2 and "missing frame" in r.stderr and "Traceback" not in r.stderr
+    fake = tmp_path / "rec.aedat4"
+    fake.write_bytes(b"not a recording")
+    r = _ptsnn("run", str(bundle), str(fake), "--backend", "fast")
+    assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -122,6 +122,8 @@ def run(
     engine = get_backend(name, timeout_s=timeout, log_dir=None)  # Lava logs are not written into the bundle
     engine.check()
     b = load_bundle(bundle)
+    if b.manifest.get("model_kind") == "ttfs":
+        return _run_ttfs(b, inputs, backend, timeout)
     host = HostRunner(b)
     temperature = score_temperature(b)
     items = expand_paths(inputs, host.takes_audio)
@@ -233,6 +235,22 @@ def _print_notes(notes, rows, temperature, output) -> None:
         notes.print(f"[red]{len(rows) - len(ok)} failed[/] (see their error rows)", highlight=False, soft_wrap=True)
     if output is not None:
         notes.print(f"results: {output}", highlight=False, soft_wrap=True)
+
+
+def _run_ttfs(b, inputs: list[Path], backend: str, timeout: float) -> None:
+    from ptsnn.deploy.run_ttfs import classify_sequences
+
+    if backend not in ("fast", "lava"):
+        raise InputError(f"--backend {backend}: TTFS bundles run on fast or lava")
+    with console.status(f"running {len(inputs)} sequence(s) on {backend}..."):
+        results = classify_sequences(b, inputs, backend, timeout_s=timeout, log_dir=b.path / "logs")
+    for r in results:
+        scores = "  ".join(f"{v:.2f}" for v in r.logits)
+        console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   (logits {scores}; {backend}; "
+                      f"at most {r.max_spikes_per_neuron} spike per neuron)")
+        console.print("  neurons that spiked: " + ", ".join(f"{k} {v}" for k, v in r.first_spikes.items()))
+        if r.max_spikes_per_neuron > 1:
+            raise InputError(f"{r.name}: a neuron fired {r.max_spikes_per_neuron} times (fire-once violated)")
 
 
 def verify(
