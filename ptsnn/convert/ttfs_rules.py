@@ -36,15 +36,23 @@ def is_ttfs(graph: ChipGraph) -> bool:
     return graph.meta.get("model_kind") == "ttfs"
 
 
-def _dense_weights(e) -> np.ndarray:
-    """``[target, source]`` effective weights (exponent applied) of any synapse group."""
+def _dense_weights(e: Synapses) -> np.ndarray:
+    """``[target, source]`` effective weights (exponent applied) of a dense group."""
+    w = e.weight.astype(np.int64)
+    return w * 2.0**e.weight_exp if e.weight_exp < 0 else w << e.weight_exp
+
+
+def _weight_sums(e) -> tuple[np.ndarray, np.ndarray]:
+    """Per target neuron: sum of positive and of |negative| weights of the synapses that exist (a conv's taps
+    on padding are none), without building a conv's dense matrix."""
     if isinstance(e, ConvSynapses):
         from ptsnn.chip.synapses import conv2d_exact
 
-        n_in = int(np.prod(e.in_shape))
-        eye = np.eye(n_in, dtype=np.int64).reshape(n_in, *e.in_shape)
-        return conv2d_exact(eye, e.weight, e.stride, e.padding, e.dilation, e.groups).reshape(n_in, -1).T
-    return e.weight.astype(np.int64) * 2.0**e.weight_exp if e.weight_exp < 0 else e.weight.astype(np.int64) << e.weight_exp
+        ones = np.ones((1, *e.in_shape), np.int64)
+        conv = lambda k: conv2d_exact(ones, k, e.stride, e.padding, e.dilation, e.groups).reshape(-1)  # noqa: E731
+        return conv(np.clip(e.weight, 0, None)), conv(np.clip(-e.weight, 0, None))
+    w = _dense_weights(e)
+    return np.clip(w, 0, None).sum(1), np.clip(-w, 0, None).sum(1)
 
 
 def _timing_by_source(graph: ChipGraph, layer: str) -> dict[str, np.ndarray]:
@@ -102,9 +110,8 @@ def _feed_sums(graph: ChipGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
     for e in graph.incoming(name):
         if e.source == timing_input:
             continue
-        w = _dense_weights(e)
-        pos = pos + np.clip(w, 0, None).sum(1)
-        neg = neg + np.clip(-w, 0, None).sum(1)
+        p, n = _weight_sums(e)
+        pos, neg = pos + p, neg + n
     return np.asarray(pos, np.int64), np.asarray(neg, np.int64)
 
 
@@ -163,7 +170,7 @@ def rule_fire_once(graph: ChipGraph, profile, **_):
     for p in graph.populations:
         if not isinstance(p, FireOncePopulation):
             continue
-        final = sum((_dense_weights(e).sum(1) for e in graph.incoming(p.name)), np.zeros(p.size, np.int64))
+        final = sum((np.subtract(*_weight_sums(e)) for e in graph.incoming(p.name)), np.zeros(p.size, np.int64))
         need = int(final.max(initial=0)) + 1
         if -p.inhibition() < need:
             out.append(_violation("ttfs_fire_once", p.name, f"self-inhibition {-p.inhibition()}",
