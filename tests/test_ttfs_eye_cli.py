@@ -37,8 +37,8 @@ def test_train_convert_verify_on_synthetic_eye(tmp_path):
     r = _ptsnn("verify", str(bundle), "-c", str(out / "ttfs.pt"), "--data", "synthetic-eye", "--lava", "0",
                "--limit", "6")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "OK" in r.stdout and (bundle / "verify" / "accuracy_vs_k.png").is_file()
-    report = json.loads((bundle / "verify" / "verify_ttfs.json").read_text())
+    assert "OK" in r.stdout and (tmp_path / "bundle.verify" / "accuracy_vs_k.png").is_file()
+    report = json.loads((tmp_path / "bundle.verify" / "verify_ttfs.json").read_text())
     assert report["fire_once"] == {"quantized": 1, "fast": 1}
     assert report["accuracy_vs_k"]["k"] == [1, 2, 4, 8, 16, 32]
 

@@ -243,7 +243,7 @@ def _run_ttfs(b, inputs: list[Path], backend: str, timeout: float) -> None:
     if backend not in ("fast", "lava"):
         raise InputError(f"--backend {backend}: TTFS bundles run on fast or lava")
     with console.status(f"running {len(inputs)} sequence(s) on {backend}..."):
-        results = classify_sequences(b, inputs, backend, timeout_s=timeout, log_dir=b.path / "logs")
+        results = classify_sequences(b, inputs, backend, timeout_s=timeout)
     for r in results:
         scores = "  ".join(f"{v:.2f}" for v in r.logits)
         console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   (logits {scores}; {backend}; "
@@ -386,7 +386,7 @@ def _verify_ttfs(b, checkpoint: Path, data: str, limit: int, lava: int, timeout:
 
     grid, net, ckpt = load_integer(checkpoint)
     x, y = _ttfs_inputs(data, ckpt.config, limit, ckpt)
-    leg = lava_leg(b.path, lava, timeout_s=timeout, log_dir=b.path / "logs") if lava else None
+    leg = lava_leg(b.path, lava, timeout_s=timeout) if lava else None
     with console.status("verifying TTFS (twin, quantized, fast simulator, Lava)..."):
         report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y, lava=leg)
         curve = accuracy_vs_k(net, x, y, windows=ckpt.windows)
@@ -405,7 +405,7 @@ def _verify_ttfs(b, checkpoint: Path, data: str, limit: int, lava: int, timeout:
     console.print(f"{measure}: " + ", ".join(f"{k} {v:.1f} %" for k, v in report.predictions.items()))
     console.print(f"{curve['measure']} vs K: " + ", ".join(f"K={k}: {a:.1f} %" for k, a in zip(curve["k"], curve["accuracy"]))
                   + f" (ReLU twin {curve['relu_twin']:.1f} %)")
-    out = b.path / "verify"
+    out = b.path.parent / f"{b.path.name}.verify"  # beside the bundle: a bundle holds only its listed files
     plot_accuracy_vs_k(curve, out / "accuracy_vs_k.png")
     atomic_write_text(out / "verify_ttfs.json", json.dumps(dict(
         layers=report.layers, predictions=report.predictions, fire_once=report.fire_once, accuracy_vs_k=curve,

@@ -47,7 +47,8 @@ class TTFSCheckpoint:
 def clip_frontend(cfg) -> dict:
     """What the host does before the chip (docs/ttfs.md): clip encoding, clipping, grid quantization."""
     return dict(kind="ttfs_clip", encoding=cfg.temporal_encoding, frames_per_clip=int(cfg.frames_per_clip),
-                frame_channels=int(cfg.frame_channels), frame_size=[int(x) for x in cfg.frame_size],
+                frame_channels=int(cfg.frame_channels), frame_height=int(cfg.frame_size[0]),
+                frame_width=int(cfg.frame_size[1]),
                 input_max=float(cfg.input_max), steps_per_window=int(cfg.steps_per_window))
 
 
