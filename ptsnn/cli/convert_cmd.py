@@ -71,6 +71,9 @@ def _print_report(report: dict) -> None:
     if cal:
         console.print(f"readout: logit SMAPE {cal['smape_logits']:.2f} %, prediction agreement "
                       f"{cal['prediction_agreement_pct']:.1f} % (float vs quantized)")
+    elif str(report.get("quantization", "")).startswith("ttfs"):
+        console.print("TTFS: windows from the checkpoint; 24-bit state, thresholds and fire-once checked statically "
+                      "by the ttfs_* design rules")
     else:
         console.print("no --calib data: quantization error and 24-bit overflow estimate not measured")
     console.print(f"cores: {report['total_cores']}")

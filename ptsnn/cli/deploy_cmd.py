@@ -122,6 +122,8 @@ def run(
     engine = get_backend(name, timeout_s=timeout, log_dir=None)  # Lava logs are not written into the bundle
     engine.check()
     b = load_bundle(bundle)
+    if b.manifest.get("model_kind") == "ttfs":
+        return _run_ttfs(b, inputs, backend, timeout)
     host = HostRunner(b)
     temperature = score_temperature(b)
     items = expand_paths(inputs, host.takes_audio)
@@ -235,6 +237,22 @@ def _print_notes(notes, rows, temperature, output) -> None:
         notes.print(f"results: {output}", highlight=False, soft_wrap=True)
 
 
+def _run_ttfs(b, inputs: list[Path], backend: str, timeout: float) -> None:
+    from ptsnn.deploy.run_ttfs import classify_sequences
+
+    if backend not in ("fast", "lava"):
+        raise InputError(f"--backend {backend}: TTFS bundles run on fast or lava")
+    with console.status(f"running {len(inputs)} sequence(s) on {backend}..."):
+        results = classify_sequences(b, inputs, backend, timeout_s=timeout)
+    for r in results:
+        scores = "  ".join(f"{v:.2f}" for v in r.logits)
+        console.print(f"[bold]{r.name}[/]: [bold green]{r.label}[/]   (logits {scores}; {backend}; "
+                      f"at most {r.max_spikes_per_neuron} spike per neuron)")
+        console.print("  neurons that spiked: " + ", ".join(f"{k} {v}" for k, v in r.first_spikes.items()))
+        if r.max_spikes_per_neuron > 1:
+            raise InputError(f"{r.name}: a neuron fired {r.max_spikes_per_neuron} times (fire-once violated)")
+
+
 def verify(
     bundle: Path = typer.Argument(..., help="Bundle folder made by ptsnn-convert."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="The checkpoint the bundle was converted from."),
@@ -257,6 +275,8 @@ def verify(
     b = load_bundle(bundle)
     if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
         raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
+    if b.manifest.get("model_kind") == "ttfs":
+        return _verify_ttfs(b, checkpoint, data, limit, lava, timeout)
     if checkpoint.suffix == ".nir":  # a bundle converted from NIR: fast simulator == Lava on chip inputs
         from ptsnn.deploy.verify_chip import nir_bundle_inputs, verify_chip
 
@@ -323,3 +343,82 @@ def verified_claim(report, from_nir: bool = False) -> str:
     if not from_nir and not report.overflows:  # the overflow replay runs on PyTorch-verified bundles only
         claim += "; no 24-bit state overflow"
     return claim
+
+
+def _ttfs_inputs(data: str, cfg, limit: int, ckpt=None):
+    """``(x [N, C, H, W], labels or None)``: an .npz with ``x`` (and optionally ``y``), or ``random``
+    (seeded uniform inputs in ``[0, input_max]``: checks exactness; accuracy is then agreement with the twin)."""
+    import numpy as np
+    import torch
+
+    if data == "synthetic-eye" or data.startswith("see:"):  # the test split, as in training
+        from ptsnn.data.eye import load_eye_dataset
+        from ptsnn.train.ttfs_train import encode_dataset
+
+        opts = {k: v for k, v in ((ckpt.metrics if ckpt else {}).get("data_options") or {}).items() if k != "spec"}
+        ds = load_eye_dataset(data, **opts)
+        part = ds.subset("test") if len(ds.subset("test")) else ds
+        part = part.select(np.arange(min(limit, len(part))))
+        return encode_dataset(part, cfg).double(), part.labels
+    if data in ("random", "synthetic"):
+        gen = torch.Generator().manual_seed(0)
+        return torch.rand((limit, *cfg.input_shape), generator=gen, dtype=torch.float64) * cfg.input_max, None
+    path = Path(data)
+    if path.suffix != ".npz" or not path.is_file():
+        raise InputError(f"--data {data}: a TTFS bundle verifies on 'random' or an .npz with x [N, C, H, W] (and y)")
+    try:
+        z = np.load(path, allow_pickle=False)
+        x = np.asarray(z["x"], np.float64)[:limit]
+        y = np.asarray(z["y"], np.int64)[:limit] if "y" in z.files else None
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot read x/y ({exc})") from None
+    if x.shape[1:] != tuple(cfg.input_shape) or not np.all(np.isfinite(x)):
+        raise InputError(f"{path}: x has shape {x.shape}, expected [N, {', '.join(map(str, cfg.input_shape))}] finite")
+    return torch.from_numpy(x), y
+
+
+def _verify_ttfs(b, checkpoint: Path, data: str, limit: int, lava: int, timeout: float) -> None:
+    import json
+
+    from ptsnn.deploy.verify_ttfs import accuracy_vs_k, lava_leg, plot_accuracy_vs_k, verify_ttfs
+    from ptsnn.fileio import atomic_write_text
+    from ptsnn.train.ttfs_checkpoint import load_integer
+
+    grid, net, ckpt = load_integer(checkpoint)
+    x, y = _ttfs_inputs(data, ckpt.config, limit, ckpt)
+    leg = lava_leg(b.path, lava, timeout_s=timeout) if lava else None
+    with console.status("verifying TTFS (twin, quantized, fast simulator, Lava)..."):
+        report = verify_ttfs(b.graph, net, grid, ckpt.windows, x, y, lava=leg)
+        curve = accuracy_vs_k(net, x, y, windows=ckpt.windows)
+    table = Table(title=f"first-spike steps equal per layer, % of neurons ({len(x)} samples, "
+                        f"{report.lava_samples} in Lava)")
+    for col in ("layer", "neurons", "twin~quant", "quant==fast", "fast==lava"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in report.layers:
+        table.add_row(row["layer"], str(row["neurons"]), fmt(row["twin~quantized"]), fmt(row["quantized==fast"]),
+                      fmt(row.get("fast==lava")))
+    console.print(table)
+    console.print("most spikes of any neuron in one inference: "
+                  + ", ".join(f"{k} {v}" for k, v in report.fire_once.items()))
+    measure = "accuracy" if y is not None else "agreement with the ReLU twin"
+    console.print(f"{measure}: " + ", ".join(f"{k} {v:.1f} %" for k, v in report.predictions.items()))
+    console.print(f"{curve['measure']} vs K: " + ", ".join(f"K={k}: {a:.1f} %" for k, a in zip(curve["k"], curve["accuracy"]))
+                  + f" (ReLU twin {curve['relu_twin']:.1f} %)")
+    out = b.path.parent / f"{b.path.name}.verify"  # beside the bundle: a bundle holds only its listed files
+    plot_accuracy_vs_k(curve, out / "accuracy_vs_k.png")
+    atomic_write_text(out / "verify_ttfs.json", json.dumps(dict(
+        layers=report.layers, predictions=report.predictions, fire_once=report.fire_once, accuracy_vs_k=curve,
+        divergences=[d.__dict__ for d in report.divergences]), indent=1, default=list) + "\n")
+    console.print(f"plot: {out / 'accuracy_vs_k.png'}")
+    for d in report.divergences:
+        colour = "yellow" if d.pair == "twin~quantized" else "red"
+        console.print(f"[{colour}]first divergence {d.pair}[/]: layer {d.layer}, sample {d.sample}, neuron "
+                      f"{d.neuron}, steps {d.steps[0]} vs {d.steps[1]}")
+    if report.exact:
+        lava_txt = f" == Lava ({report.lava_samples} samples)" if report.lava_samples else ""
+        console.print(f"[bold green]OK[/]: quantized TTFS == fast simulator{lava_txt}, spike step for spike step "
+                      "in every layer and the readout voltage, at most one spike per neuron")
+    else:
+        console.print("[bold red]NOT EXACT[/]: the fixed-point chain diverges or a neuron fired twice")
+        raise typer.Exit(1)

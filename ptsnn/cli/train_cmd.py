@@ -41,9 +41,17 @@ def train(
         "--synthetic-dir", help="where --data synthetic generates/reuses the corpus (default: OUT/synthetic-corpus)")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    model: Annotated[str, typer.Option("--model", help="ptssnn (speech) or ttfs (eye data: --data synthetic-eye "
+                                                       "or see:PATH)")] = "ptssnn",
 ) -> None:
-    """Train PTS-SNN: float training with early stopping on validation UA (on the training loss with
-    --valid-split none), then (--qat) quantization-aware fine-tuning. Writes OUT/float.pt, OUT/qat.pt and OUT/metrics.json (per fold: OUT/fold<N>/)."""
+    """Train PTS-SNN (or, with --model ttfs, a TTFS network on eye data): float training with early stopping
+    on validation UA (on the training loss with --valid-split none), then (--qat) quantization-aware
+    fine-tuning. Writes OUT/float.pt, OUT/qat.pt and OUT/metrics.json (per fold: OUT/fold<N>/); TTFS:
+    OUT/ttfs.pt and OUT/metrics.json."""
+    if model == "ttfs":
+        return _train_ttfs(out, data, overrides or [], epochs, seed, quiet)
+    if model != "ptssnn":
+        raise InputError(f"--model {model!r}: choose ptssnn or ttfs")
     from ptsnn.data.corpora import load_corpus
     from ptsnn.train import distributed as D
     from ptsnn.train.config import load_config
@@ -86,6 +94,59 @@ def train(
 
 
 app = new_app("ptsnn-train", "Train PTS-SNN (float, then optional quantization-aware fine-tuning).")
+def _parse_ttfs_overrides(items: list[str]) -> dict:
+    """``--set ttfs.FIELD=VALUE`` / ``data.FIELD=VALUE`` / ``train.FIELD=VALUE`` (JSON values; bare words are
+    strings) into three tables."""
+    import json
+
+    tables: dict = {"ttfs": {}, "data": {}, "train": {}}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        table, dot, field = key.partition(".")
+        if not sep or not dot or table not in tables or not field:
+            raise InputError(f"--set {item!r}: expected ttfs.FIELD=VALUE, data.FIELD=VALUE or train.FIELD=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        tables[table][field] = value
+    return tables
+
+
+def _train_ttfs(out: Path, data: str, overrides: list[str], epochs, seed, quiet: bool) -> None:
+    """TTFS on eye data: train the ReLU twin, calibrate windows, quantize, write OUT/ttfs.pt + metrics.json."""
+    from ptsnn.data.eye import load_eye_dataset
+    from ptsnn.train.checkpoint import write_json
+    from ptsnn.train.ttfs_config import ConvSpec
+    from ptsnn.train.ttfs_train import config_for, train_ttfs
+
+    tables = _parse_ttfs_overrides(overrides)
+    spec = "synthetic-eye" if data == "synthetic" else data
+    d = {"frames": 16, "size": 16, **tables["data"]}
+    if spec == "synthetic-eye":
+        d.setdefault("seed", 0 if seed is None else int(seed))
+    with console.status(f"loading {spec}..."):
+        try:
+            ds = load_eye_dataset(spec, **d)
+        except TypeError as exc:
+            raise InputError(f"--set data.*: {exc}") from None
+    fields = dict(conv=[ConvSpec(8, pool="max"), ConvSpec(16, pool="max")], dense=[32], steps_per_window=16)
+    fields.update(tables["ttfs"])
+    try:
+        cfg = config_for(ds, **fields)
+    except TypeError as exc:
+        raise InputError(f"--set ttfs.*: {exc}") from None
+    train_opts = dict(epochs=epochs or 40, lr=3e-3, seed=0 if seed is None else seed, **tables["train"])
+    log = (lambda m: None) if quiet else (lambda m: console.print(m))
+    result = train_ttfs(ds, cfg, out, progress=log, data_options=dict(spec=spec, **d), **train_opts)
+    write_json(out / "metrics.json", result.metrics)
+    for name in ("relu_twin", "grid"):
+        m = result.metrics[name]
+        lights = ", ".join(f"{k} {100 * v['war']:.1f}" for k, v in m["per_lighting"].items())
+        console.print(f"{name:>9}: WAR {100 * m['war']:.1f} %, UAR {100 * m['uar']:.1f} % ({lights})")
+    console.print(f"checkpoint: {result.checkpoint} (K = {cfg.steps_per_window}); metrics: {out / 'metrics.json'}")
+
+
 app.command(no_args_is_help=False)(train)
 
 

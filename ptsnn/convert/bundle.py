@@ -29,6 +29,7 @@ import torch
 from ptsnn.batching import pad_batch
 from ptsnn.convert import design_rules
 from ptsnn.convert.calibration import max_synaptic_input, quantization_error, state_overflows
+from ptsnn.errors import InputError
 from ptsnn.convert.writers import EMIT_FORMATS, WRITERS, BundleContext
 from ptsnn.fileio import atomic_output, atomic_write_text, signals_as_exceptions
 
@@ -65,11 +66,18 @@ def load_calibration(spec: str | Path | None, model, frontend_spec: dict) -> tup
 
 def convert_checkpoint(checkpoint: str | Path, profile, out_dir: str | Path, emit=EMIT_FORMATS,
                        calib: str | Path | None = None, progress=None) -> ConversionResult:
-    """Run the whole conversion. Raises PtsnnError subclasses for user problems; leaves nothing behind then."""
+    """Run the whole conversion. Raises PtsnnError subclasses for user problems; leaves nothing behind then.
+    Dispatches on the checkpoint's ``model_kind`` (PTS-SNN, or TTFS: :func:`convert_ttfs_checkpoint`)."""
     from ptsnn.train.checkpoint import load_model
+    from ptsnn.train.ttfs_checkpoint import peek_kind
 
     step = progress or (lambda msg: None)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if peek_kind(checkpoint) == "ttfs":
+        if calib is not None:
+            raise InputError(f"--calib: {checkpoint.name} is a TTFS checkpoint; its windows were calibrated "
+                             "in training and are stored in it")
+        return convert_ttfs_checkpoint(checkpoint, profile, out_dir, emit, step)
     step("loading checkpoint (weights_only)")
     model, ckpt = load_model(checkpoint)
     was_qat = model.quantized
@@ -100,6 +108,35 @@ def _scores(ckpt, was_qat: bool) -> dict | None:
     if not ckpt.calibration:
         return None
     return dict(ckpt.calibration, logits="quantized (QAT) model" if was_qat else "float model")
+
+
+def convert_ttfs_checkpoint(checkpoint: Path, profile, out_dir: Path, emit, step) -> ConversionResult:
+    """TTFS: twin + windows -> grid form (``quantize_ttfs``) -> chip IR (``IntegerTTFS.chip_graph``) -> bundle.
+
+    No ``host.onnx``: the host part (clip encoding, clipping to ``[0, input_max]``, ``q0 = round(x K /
+    input_max)``, the fixed timing spike pattern, the division of the readout by its scale) is a few array
+    operations described by ``frontend`` and ``graph.meta`` in the bundle. No NIR: NIR has no fire-once
+    neuron, timing input or voltage readout (skipped with a note in the manifest). No netx file: netx is a
+    single-input layer chain and every TTFS layer has two inputs (its feed and the timing input)."""
+    from ptsnn.train.ttfs_checkpoint import load_integer
+
+    step("loading TTFS checkpoint (weights_only) and quantizing onto the time grid")
+    grid, _, ckpt = load_integer(checkpoint)
+    graph = grid.chip_graph()
+    graph.meta.update(classes=ckpt.classes, frontend=ckpt.frontend, config=ckpt.config.to_dict())
+    skipped = [f for f in emit if f in ("nir", "onnx", "netx")]
+    ctx = BundleContext(graph, profile, out_dir, source=checkpoint, quantization=f"ttfs grid K={grid.k}",
+                        classes=ckpt.classes, frontend=ckpt.frontend, versions=ckpt.versions,
+                        emit=tuple(f for f in emit if f not in skipped))
+    ctx.products["notes"] = {f: _TTFS_SKIPPED[f] for f in skipped}
+    return write_bundle(ctx, step)
+
+
+_TTFS_SKIPPED = {
+    "nir": "skipped: NIR has no fire-once neuron, timing input or voltage readout",
+    "onnx": "skipped: the TTFS host part (clip encoding, input quantization, timing pattern) is in frontend/meta",
+    "netx": "skipped: every TTFS layer has two inputs (feed + timing); netx expresses single-input chains only",
+}
 
 
 def convert_nir_graph(path: str | Path, profile, out_dir: str | Path, emit=EMIT_FORMATS, dt: float = 1e-3,
@@ -139,7 +176,9 @@ def write_bundle(ctx: BundleContext, step, scores: dict | None = None) -> Conver
             source=dict(file=ctx.source.name, sha256=sha256_file(ctx.source), quantization=ctx.quantization),
             profile=dict(name=profile.name, sha256=hashlib.sha256(profile.model_dump_json().encode()).hexdigest()),
             classes=ctx.classes, frontend=ctx.frontend,
-            partition=dict(host=["frontend", "layernorm+tanh+quantize (graded payload)", "readout division"],
+            model_kind=graph.meta.get("model_kind", "ptssnn"),
+            notes=ctx.products.get("notes", {}),
+            partition=dict(host=_host_part(graph),
                            chip=[n.name for n in [*graph.populations, *graph.accumulators]]),
             netx=dict(file="netx/chip_prefix.net" if netx_layers else None, layers=netx_layers,
                       input_message_bits=graph.inputs[0].message_bits),
@@ -150,6 +189,13 @@ def write_bundle(ctx: BundleContext, step, scores: dict | None = None) -> Conver
         )
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return ConversionResult(out_dir, manifest, ctx.products["report"], ctx.violations)
+
+
+def _host_part(graph) -> list[str]:
+    if graph.meta.get("model_kind") == "ttfs":
+        return ["clip encoding (frontend)", "clip to [0, input_max] and q0 = round(x K / input_max)",
+                "timing spike pattern (fixed)", "readout voltage >> 6, divided by its scale"]
+    return ["frontend", "layernorm+tanh+quantize (graded payload)", "readout division"]
 
 
 def _versions() -> dict:

@@ -203,8 +203,10 @@ def rule_state_replay(graph, profile, state_overflow: dict[str, dict] | None = N
             for name, o in state_overflow.items() if name not in single]
 
 
+from ptsnn.convert import ttfs_rules  # noqa: E402  (TTFS graphs only; each rule skips other graphs)
+
 RULES = (rule_graded_input, rule_weight_bits, rule_delay, rule_neuron_formats, rule_state_overflow,
-         rule_state_replay, rule_fan, rule_capacity)
+         rule_state_replay, rule_fan, rule_capacity, *ttfs_rules.RULES)
 
 
 def check(graph: ChipGraph, profile, max_synaptic_input: dict[str, int] | None = None,

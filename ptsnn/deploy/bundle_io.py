@@ -137,7 +137,26 @@ def graph_latency(graph: ChipGraph) -> int:
     return lat[readout_name(graph)[0]] if graph.accumulators or graph.populations else 0
 
 
+def _check_ttfs_consistency(spec: Manifest, graph: ChipGraph, where: Path) -> None:
+    """A TTFS graph is read by voltage (``meta["readout"]``, docs/ttfs.md), not by an accumulator."""
+    graph_file = where.parent / "chip_graph.json"
+    readout = graph.meta.get("readout") if isinstance(graph.meta.get("readout"), dict) else {}
+    pops = {p.name: p for p in graph.populations}
+    if graph.meta.get("model_kind") != "ttfs" or readout.get("kind") != "voltage" or readout.get("population") not in pops:
+        raise InputError(f"{graph_file}: meta.readout: a TTFS bundle needs a voltage readout naming a population")
+    for i in graph.inputs:
+        if not graph.outgoing(i.name):
+            raise InputError(f"{graph_file}: inputs.{i.name}: connects to nothing")
+    size = pops[readout["population"]].size
+    if spec.classes and len(spec.classes) != size:
+        raise InputError(f"{where}: classes: {len(spec.classes)} names for a readout of {size} neurons")
+    if spec.timing.flush_steps != graph.flush_steps or graph.flush_steps != 0:
+        raise InputError(f"{where}: timing.flush_steps: a TTFS inference is exactly meta.steps steps (flush 0)")
+
+
 def _check_consistency(spec: Manifest, graph: ChipGraph, where: Path) -> None:
+    if spec.model_kind == "ttfs":
+        return _check_ttfs_consistency(spec, graph, where)
     if not graph.inputs or not (graph.accumulators or graph.populations):
         raise InputError(f"{where.parent / 'chip_graph.json'}: needs a host input and a readout")
     for i in graph.inputs:

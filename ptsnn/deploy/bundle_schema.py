@@ -135,6 +135,8 @@ class Manifest(_Strict):
     layers: list[LayerRow] = Field(max_length=MAX_LAYERS)
     scores: ScoreInfo | None = None  # absent or null: no fitted temperature (runs use T = 1 and say so)
     files: dict[RelPath, Sha256] = Field(min_length=1, max_length=MAX_BUNDLE_ENTRIES)
+    model_kind: Literal["ptssnn", "ttfs"] = "ptssnn"  # ttfs: graph.meta drives the host part (docs/ttfs.md)
+    notes: dict[Name, Text] = Field(default_factory=dict, max_length=100)  # writers skipped, and why
 
     @field_validator("files")
     @classmethod

@@ -188,6 +188,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
             what = "a bare state dict"
         raise InputError(f"{p}: not a ptsnn checkpoint (it holds {what})")
+    if obj.get("model_kind", "ptssnn") != "ptssnn":
+        raise InputError(f"{p}: a {obj.get('model_kind')!r} checkpoint, not a PTS-SNN one (ptsnn.train.ttfs_checkpoint "
+                         "reads TTFS checkpoints)")
     fv = obj.get("format_version")
     if not isinstance(fv, int) or isinstance(fv, bool):
         raise InputError(f"{p}: ptsnn checkpoint without a valid format_version")

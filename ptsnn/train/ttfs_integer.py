@@ -350,6 +350,12 @@ class IntegerTTFS:
             v = _saturate_v(v + u)
         return (v / 64.0).flatten(1)
 
+    def chip_graph(self):
+        """This network as a chip IR graph (``ptsnn.train.ttfs_chip``: mapping, payloads, readout)."""
+        from ptsnn.train.ttfs_chip import chip_graph
+
+        return chip_graph(self)
+
     # -------------------------------------------------------------------------------------- export
     def export(self) -> dict:
         """The integer parameters per layer as plain numpy / Python values (docs/ttfs.md, "Export")."""
