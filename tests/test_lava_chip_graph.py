@@ -27,6 +27,7 @@ def graph() -> ChipGraph:
     conv_w = rng.integers(-6, 30, (4, 2, 3, 2))  # (out, in, kH=3, kW=2)
     zero = lambda n: np.zeros(n, np.int64)  # noqa: E731
     dense_w = rng.integers(-40, 60, (6, 12))  # odd and mixed: Lava's plain 8-bit Dense would truncate these
+    dense_w[0, :3] = (249, -256, -27)  # large odd mixed values and -256: the builder splits the group by sign
     return ChipGraph(
         [HostInput("img", 2 * 6 * 5, 0), HostInput("timing", 2, 0), HostInput("g", 3, 8, levels=100)],
         [FireOncePopulation("c1", 4 * 6 * 2, 0, 0, 60, zero(48)),

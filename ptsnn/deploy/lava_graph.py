@@ -147,17 +147,30 @@ NODE_BUILDERS = {CubaPopulation: _lif, FireOncePopulation: _fire_once, Accumulat
 
 
 # ------------------------------------------------------------------------------------ synapse builders
-def _dense_weights(edge) -> tuple[np.ndarray, int]:
-    """Weights and exponent for a hand-built Dense that computes exactly ``edge``: as they are when Lava's
-    8-bit clip/truncate leaves them alone, else netx's lossless form (mantissas shifted left, the exponent
-    lowered by as much: every accumulated sum is a multiple of the shift, so the final shift is exact)."""
+def _dense_parts(edge) -> list[tuple[np.ndarray, int]]:
+    """``(weights, weight_exp)`` of the hand-built Dense processes that together compute ``edge`` exactly.
+
+    Lava's 8-bit Dense clips and truncates by sign mode (mixed-sign matrices lose their low bit, inhibitory ones
+    stop at -255). Weights it leaves alone go as they are. Otherwise, with a non-negative exponent, the matrix is
+    split into an excitatory part, an inhibitory part (>= -255) and the rest (-1 where a weight was -256): each
+    is held exactly and Lava sums their outputs in the target's int32 port, which equals the sum of one
+    matrix. (With a negative exponent the parts' floor shifts would not add up: netx's lossless form is used,
+    exact while the mantissas fit it, which ``_check_exact`` verifies.)"""
     from ptsnn.numerics import loihi
 
     w = edge.weight.astype(np.int64)
+    exp = int(edge.weight_exp)
     if np.array_equal(loihi.lava_synapse_weights(w), w):
-        return w, int(edge.weight_exp)
+        return [(w, exp)]
+    if exp >= 0:
+        neg = np.minimum(w, 0)
+        parts = [np.maximum(w, 0), np.maximum(neg, -255), neg - np.maximum(neg, -255)]
+        return [(p, exp) for p in parts if p.any()]
     sw = loihi.netx_dense_weights(w)
-    return sw.weights, int(edge.weight_exp) + int(sw.weight_exp)
+    if not np.array_equal(sw.weights >> -sw.weight_exp if sw.weight_exp < 0 else sw.weights, w):
+        raise ValueError(f"synapses {edge.name}: odd mixed-sign weights above 127 with a negative exponent have no "
+                         "exact Lava Dense form (split the group by sign)")
+    return [(sw.weights, exp + int(sw.weight_exp))]
 
 
 def _connect(edge, bits: int, src_port, dst_port) -> None:
@@ -177,14 +190,15 @@ def _connect(edge, bits: int, src_port, dst_port) -> None:
         src_port.reshape((c, h, w)).transpose([2, 1, 0]).connect(conv.s_in)
         conv.a_out.transpose([2, 1, 0]).reshape((int(np.prod(edge.out_shape)),)).connect(dst_port)
         return
-    weights, exp = _dense_weights(edge)
-    if edge.max_delay > 0:
-        syn = DelayDense(weights=weights.astype(np.int32), weight_exp=exp, delays=edge.delay.astype(int),
-                         max_delay=edge.max_delay, num_message_bits=bits, name=edge.name)  # Lava wants int delays
-    else:
-        syn = Dense(weights=weights.astype(np.int32), weight_exp=exp, num_message_bits=bits, name=edge.name)
-    src_port.connect(syn.s_in)
-    syn.a_out.connect(dst_port)
+    for k, (weights, exp) in enumerate(_dense_parts(edge)):
+        name = edge.name if k == 0 else f"{edge.name}.part{k}"
+        if edge.max_delay > 0:
+            syn = DelayDense(weights=weights.astype(np.int32), weight_exp=exp, delays=edge.delay.astype(int),
+                             max_delay=edge.max_delay, num_message_bits=bits, name=name)  # Lava wants int delays
+        else:
+            syn = Dense(weights=weights.astype(np.int32), weight_exp=exp, num_message_bits=bits, name=name)
+        src_port.connect(syn.s_in)
+        syn.a_out.connect(dst_port)
 
 
 def run_utterance(bundle_dir: str | Path, payload, steps: int) -> dict[str, np.ndarray]:
