@@ -174,9 +174,12 @@ def run(
         rep = build_report(b, collector, data_source="files", backend=name)
         rep.write(report, ("json", "md", "html"))
         notes.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
-    failed = [r.exit_code or 2 for r in rows if not r.ok]
-    if failed:
-        raise typer.Exit(max(failed))
+    failed = [r for r in rows if not r.ok]
+    if failed:  # the rows carry every error; stderr gets one line a script or a person sees at once
+        first = " ".join(str(failed[0].error).split())
+        err_console.print(f"error: {len(failed)} of {len(rows)} input(s) failed; first: {first}", markup=False,
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(max(r.exit_code or 2 for r in failed))
 
 
 def _summary_table(rows, backend: str) -> Table:
