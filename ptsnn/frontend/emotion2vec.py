@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ptsnn.errors import InputError
-from ptsnn.frontend.base import FRAME_RATE, SAMPLE_RATE, FrontEnd, check_sha256
+from ptsnn.frontend.base import FrontEnd, check_sha256
 from ptsnn.frontend.ssl import cached_sha256
 
 MISSING_FUNASR = ("emotion2vec front end needs FunASR, which is not installed "
@@ -65,15 +65,7 @@ class Emotion2vecFrontend(FrontEnd):
         return self._dim
 
     @property
-    def frame_rate(self) -> float:
-        return FRAME_RATE
-
-    @property
-    def sample_rate(self) -> int:
-        return SAMPLE_RATE
-
-    @property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any]:  # frame_rate / sample_rate: FrontEnd's (50 Hz, 16 kHz)
         return dict(self._spec)
 
     def _forward(self, wave: torch.Tensor) -> torch.Tensor:
