@@ -33,3 +33,8 @@ class LavaRunError(PtsnnError):
     """Lava's runtime failed, hung past its timeout or could not be started."""
 
     exit_code = 3
+
+
+class RegisterWarning(UserWarning):
+    """A value lies outside a Loihi register but Lava simulates it anyway; ptsnn simulates it exactly as Lava
+    does and says so in one line (naming the file, layer and register)."""

@@ -53,8 +53,13 @@ def test_bad_files_are_one_line_errors(tmp_path):
         read_netx(tmp_path / "junk.net")
 
 
-def test_spec_validation():
+def test_spec_validation(tmp_path):
     with pytest.raises(ValueError, match="delays must be in 0..62"):
         DenseLayerSpec(np.zeros((2, 2), int), RELAY, delay=np.full((2, 2), 63))
-    with pytest.raises(ValueError, match="vThMant"):
-        CubaNeuronSpec(4096, 0, 2**17)
+    with pytest.raises(ValueError, match="vThMant .* outside int32"):
+        CubaNeuronSpec(4096, 0, 2**31)
+    # beyond the 17-bit register but simulated by Lava: the spec holds it, names it, the writer refuses it
+    beyond = CubaNeuronSpec(4096, 0, 2**17)
+    assert beyond.register_problems() and "17-bit threshold register" in beyond.register_problems()[0]
+    with pytest.raises(ValueError, match="layer 1: vThMant 131072 is beyond the 17-bit threshold register"):
+        write_netx(tmp_path / "x.net", [InputLayerSpec((2,)), DenseLayerSpec(np.full((1, 2), 2), beyond)])

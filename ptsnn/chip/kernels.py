@@ -45,8 +45,16 @@ from ptsnn.numerics.loihi import (
 # modular wrap into (-2**23, 2**23]. v = decayed v + u + bias stays below 2**25 in magnitude (|bias| < 2**22:
 # a 16-bit mantissa << bias_exp <= 7 is checked by the IR), so Lava's clip is the only nonlinearity. float64
 # holds every such value and every decay product exactly (|x| * 4096 < 2**53); multiplying by
-# (4096 - d) / 4096 is exact and ``trunc`` is Lava's round-toward-zero shift. Outside that regime
+# (4096 - d) / 4096 is exact and ``trunc`` is Lava's round-toward-zero shift. The bounds also need decay
+# factors in [0, 1] (effective decays 0..4096) and a threshold >= 0 (a resting neuron then stays silent);
+# netx files may hold other values, which Lava simulates (see :func:`fast_path_params`). Outside that regime
 # :func:`run_cuba` uses the reference.
+
+
+def fast_path_params(p: CubaParams) -> bool:
+    """Parameters the fast path's argument covers: effective decays in 0..4096 and ``vth >= 0``."""
+    return (0 <= p.du + CURRENT_DECAY_OFFSET <= DECAY_UNITY and 0 <= p.dv + VOLTAGE_DECAY_OFFSET <= DECAY_UNITY
+            and p.vth >= 0)
 
 
 def _decay_factor(decay_register) -> np.ndarray:
@@ -57,6 +65,8 @@ class CubaFast:
     """The fast path: float64 state, valid (and then bit-exact) while ``|a_in << 6| < 2**23`` (see above)."""
 
     def __init__(self, shape, p: CubaParams, max_abs_input6: float | None = None):
+        if not fast_path_params(p):
+            raise ValueError(f"the CUBA fast path needs decays in 0..4096 and vth >= 0, got du={p.du} dv={p.dv} vth={p.vth}")
         self.shape = tuple(shape)
         self.fu = _decay_factor(p.du + CURRENT_DECAY_OFFSET)
         self.fv = _decay_factor(p.dv + VOLTAGE_DECAY_OFFSET)
@@ -167,7 +177,7 @@ def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path
     else the reference), "reference" or "fast" (tests; refused outside the fast path's regime)."""
     a_in, max_abs = _int32_channel(a_in)
     small = max_abs < STATE_LIMIT >> ACTIVATION_SHIFT  # then a_in << 6 cannot wrap and the fast path applies
-    applies = small or fast_path_applies(a_in)
+    applies = fast_path_params(p) and (small or fast_path_applies(a_in))
     use_fast = applies if path == "auto" else path == "fast"
     if path == "fast" and not applies:
         raise ValueError("the CUBA fast path is exact only while |a_in << 6| < 2**23")
@@ -226,8 +236,9 @@ def run_fire_once(a_in: np.ndarray, p: CubaParams, inhibition: int, record_volta
     a_in = wrap_int32(a_in)
     inh = int(inhibition)
     bound = float(np.max(np.abs(a_in), initial=0)) + abs(inh)
-    use_fast = bound * 2**ACTIVATION_SHIFT < STATE_LIMIT if path == "auto" else path == "fast"
-    if path == "fast" and not bound * 2**ACTIVATION_SHIFT < STATE_LIMIT:
+    applies = fast_path_params(p) and bound * 2**ACTIVATION_SHIFT < STATE_LIMIT
+    use_fast = applies if path == "auto" else path == "fast"
+    if path == "fast" and not applies:
         raise ValueError("the CUBA fast path is exact only while |a_in << 6| < 2**23")
     spikes = np.zeros(a_in.shape, bool)
     volts = np.zeros(a_in.shape, np.int64) if record_voltage else None

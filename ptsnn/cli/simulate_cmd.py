@@ -1,53 +1,28 @@
 """`ptsnn simulate`: run a netx HDF5 network on an input array, in the fast bit-exact simulator or in Lava.
 
-Arrays use lava-dl's layout ``[batch, *shape, time]`` (the batch axis may be left out). ``--layout lava``
-(default) means the shape in Lava's (x, y, z) = (W, H, C) order, what ``hdf5.Network``'s ports and a
-``RingBuffer`` sink use; ``--layout slayer`` means slayer's (C, H, W) order (tensors ``NCHWT``). Flat
-``[batch, neurons, time]`` inputs are accepted too (Lava order, C-order flattening).
+Arrays are ``[batch, *shape, time]`` (the batch axis may be left out). ``--layout lava`` (default) orders
+``shape`` as Lava's ports do, (x, y, z) = (W, H, C); ``--layout lava-dl`` (or ``slayer``) as lava-dl's tensors
+do, (C, H, W). Flat ``[batch, neurons, time]`` inputs are accepted too (C-order flattening of the layout's
+shape). A file whose first block is a convolution and which has no input layer takes its input shape from
+``--input-shape`` (in the layout's order) or from the input array (``ptsnn.deploy.netx_inputs``). Values
+outside a Loihi register that Lava still simulates are simulated as Lava does, with one warning line each.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from ptsnn.cli._app import console
+from ptsnn.cli._app import console, err_console
 from ptsnn import safeio
-from ptsnn.errors import InputError
+from ptsnn.errors import InputError, RegisterWarning
 from ptsnn.fileio import atomic_output
 
 BACKENDS = ("fast", "lava")
-LAYOUTS = ("lava", "slayer")
-
-
-def _reverse_space(x: np.ndarray, batched: bool) -> np.ndarray:
-    """lava (x, y, z) <-> slayer (C, H, W): reverse the axes between batch and time."""
-    first = 1 if batched else 0
-    k = x.ndim - 1 - first
-    if k <= 1:
-        return x
-    axes = (*range(first), *range(x.ndim - 2, first - 1, -1), x.ndim - 1)
-    return np.ascontiguousarray(x.transpose(axes))
-
-
-def _slayer_to_lava(x: np.ndarray, lava_shape: tuple[int, ...]) -> np.ndarray:
-    """slayer-ordered input (full ``[B, C, H, W, T]`` / ``[C, H, W, T]`` or flat in C,H,W order) -> Lava order."""
-    chw = tuple(lava_shape[::-1])
-    n = int(np.prod(chw))
-    if x.ndim == len(chw) + 2 and x.shape[1:-1] == chw:
-        return _reverse_space(x, True)
-    if x.ndim == len(chw) + 1 and x.shape[:-1] == chw:
-        return _reverse_space(x, False)
-    if x.ndim == 3 and x.shape[1] == n:
-        return _reverse_space(x.reshape(x.shape[0], *chw, x.shape[-1]), True)
-    if x.ndim == 2 and x.shape[0] == n:
-        return _reverse_space(x.reshape(*chw, x.shape[-1]), False)
-    want = ", ".join(map(str, chw))
-    raise InputError(f"input shape {x.shape} does not fit the network input in slayer order ({want}): expected "
-                     f"(batch, {want}, time) or ({want}, time)")
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -81,39 +56,50 @@ def simulate(
     steps: int = typer.Option(None, "--steps", min=1, help="Time steps to run: pads the input with zeros or truncates it."),
     input_message_bits: int = typer.Option(0, "--input-message-bits", min=0, max=24,
                                            help="> 0: the input carries graded payloads (hdf5.Network(input_message_bits))."),
-    layout: str = typer.Option("lava", "--layout", help="Axis order of shape: lava (W,H,C) or slayer (C,H,W)."),
+    layout: str = typer.Option("lava", "--layout", help="Axis order of shape: lava (W,H,C) or lava-dl (C,H,W; "
+                                                        "also called slayer)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
+                                    "for a conv-first file without an input layer (else taken from the input array)."),
     num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (hdf5.Network(num_layers))."),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds before a Lava run is killed."),
 ) -> None:
     """Simulate NET on an input array and write the output layer's activity (what a RingBuffer sink on the
     network's output port records: 0/1 spikes, or graded payloads for sigma-delta layers)."""
-    from ptsnn.deploy import fastsim
+    from ptsnn.deploy import fastsim, netx_inputs
     from ptsnn.formats.netx import read_netx
 
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if layout not in LAYOUTS:
-        raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    layout = netx_inputs.layout_name(layout)
     if out.suffix != ".npy":
         raise InputError(f"--out {out}: the output is written as .npy; give a path ending in .npy")
-    layers = read_netx(net, num_layers=num_layers)
-    shape = fastsim.input_shape(layers)
+    given = netx_inputs.parse_input_shape(input_shape, layout) if input_shape is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RegisterWarning)
+        layers = read_netx(net, num_layers=num_layers)
+    for w in caught:  # one line per register Lava simulates beyond Loihi's range
+        if issubclass(w.category, RegisterWarning):
+            err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True, markup=False)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     raw = _load_array(input)
-    if layout == "slayer" and len(shape) > 1:
-        raw = _slayer_to_lava(raw, shape)
+    shape, tell_lava = netx_inputs.resolve_input_shape(layers, raw.shape, layout, given, str(net), str(input))
+    if layout == "lava-dl" and len(shape) > 1:
+        raw = netx_inputs.lava_dl_to_lava(raw, shape)
     _check_run_size(raw, shape, steps, input)
     x, batched = fastsim.prepare_inputs(raw, shape, steps)
+    lava_shape = shape if tell_lava else None
     t0 = time.perf_counter()
     if backend == "fast":
-        y = fastsim.simulate(layers, x, input_message_bits=input_message_bits).output
+        y = fastsim.simulate(layers, x, input_message_bits=input_message_bits, input_shape=lava_shape).output
     else:
         from ptsnn.deploy import lava_runner
 
         y = lava_runner.run_netx(net, x, input_message_bits=input_message_bits, timeout_s=timeout,
-                                 num_layers=num_layers).output
+                                 num_layers=num_layers, input_shape=lava_shape).output
     seconds = time.perf_counter() - t0
-    if layout == "slayer":
-        y = _reverse_space(y, True)
+    if layout == "lava-dl":
+        y = netx_inputs.reverse_space(y, True)
     if not batched:
         y = y[0]
     save_array_atomic(out, y.astype(np.int32))

@@ -115,10 +115,11 @@ def prepare_inputs(inputs, input_shape: tuple[int, ...], steps: int | None = Non
     return x, batched
 
 
-def input_shape(layers: list[LayerSpec]) -> tuple[int, ...]:
-    """Shape (Lava order) of one time step of network input."""
+def input_shape(layers: list[LayerSpec], given: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Shape (Lava order) of one time step of network input; ``given`` is ``hdf5.Network(input_shape=...)``
+    (Lava order), needed by a conv-first file without an input layer shape."""
     try:
-        return network_shapes(layers)[0]
+        return network_shapes(layers, given)[0]
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -155,7 +156,7 @@ def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool) -> np.ndarray:
 
 def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> np.ndarray:
     """RecurrentDense: the feed-forward synapse is vectorised, the feedback synapse runs step by step."""
-    syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec)
+    syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec, allow_zeroed=True)
     delays = layer.full_delay() if layer.delay is not None else None
     weight_exp = syn.weight_exp if delays is None else 0  # netx gives DelayDense no weight_exp here
     ff = dense_input(syn.weights, weight_exp, delays, s, graded)
@@ -176,7 +177,7 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
         p = _cuba_params(neuron, bias)
         rec_bound = int(loihi.shift_exp(np.abs(rec.weights).sum(axis=1).max(initial=0), max(weight_exp, 0)))
         max_a6 = (float(np.abs(ff).max(initial=0)) + rec_bound) * 2**loihi.ACTIVATION_SHIFT
-        fast = max_a6 < loihi.STATE_LIMIT
+        fast = max_a6 < loihi.STATE_LIMIT and kernels.fast_path_params(p)
         kernel = kernels.CubaFast((batch, n), p, max_a6) if fast else kernels.CubaReference((batch, n), p)
     else:
         kind = "sigma" if neuron.sigma_output else "sigma_delta"
@@ -202,13 +203,15 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
 
 # ------------------------------------------------------------------------------------------ simulate
 def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: int = 0,
-             steps: int | None = None) -> SimResult:
+             steps: int | None = None, input_shape: tuple[int, ...] | None = None) -> SimResult:
     """Run ``inputs`` (``[batch, *input_shape, time]`` or ``[*input_shape, time]``, Lava's order; flat
     neuron axes accepted) through ``layers``. ``input_message_bits > 0`` makes the first synapse multiply
     graded input payloads (``hdf5.Network(input_message_bits=...)``); otherwise any non-zero is a spike.
-    ``steps`` pads the input with zeros (or truncates it) to that many time steps."""
+    ``steps`` pads the input with zeros (or truncates it) to that many time steps. ``input_shape`` (Lava's
+    (W, H, C) order) is ``hdf5.Network(input_shape=...)``: what a conv-first file without an input layer
+    shape needs (``ptsnn.deploy.netx_inputs.resolve_input_shape`` takes it from the input array)."""
     try:
-        net_in, blocks = network_shapes(layers)
+        net_in, blocks = network_shapes(layers, input_shape)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     x_lava, batched = prepare_inputs(inputs, net_in, steps)
@@ -237,7 +240,7 @@ def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) 
         bias = _bias_internal(layer.bias, blk.chw)
         if layer.recurrent:
             return _run_recurrent(layer, s, graded, layer.bias)
-        syn = loihi.netx_dense_weights(layer.weight)
+        syn = loihi.netx_dense_weights(layer.weight, allow_zeroed=True)  # the reader warned
         delays = layer.full_delay() if layer.delay is not None else None
         a_in = dense_input(syn.weights, syn.weight_exp, delays, s, graded)
         return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False)
@@ -250,6 +253,7 @@ def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) 
 
 
 def simulate_file(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
-                  steps: int | None = None, num_layers: int | None = None) -> SimResult:
+                  steps: int | None = None, num_layers: int | None = None,
+                  input_shape: tuple[int, ...] | None = None) -> SimResult:
     """Read a netx file and :func:`simulate` it."""
-    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps)
+    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps, input_shape)

@@ -26,18 +26,31 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ptsnn import safeio
-from ptsnn.errors import InputError
+from ptsnn.errors import InputError, RegisterWarning
 from ptsnn.fileio import atomic_output
+from ptsnn.numerics import loihi
 
 SDNN_DEFAULT_MESSAGE_BITS = 16  # netx's default for SDNN neurons when the file has no messageBits
 NETX_MAX_DELAY = 62
 NETX_UNBUILDABLE = ("pool", "convT", "unpool", "average", "concat")  # netx raises NotImplementedError
+# Loihi's registers as Lava's bit-accurate models document them (lava/proc/lif/models.py PyLifModelBitAcc):
+CUBA_VTH_MAX = 2**17 - 1  # vth: unsigned 17 bits
+DECAY_MAX = 4096  # iDecay (du + 1) and vDecay (dv) as fractions of 4096; netx writes 0..4096
+BIAS_MANT_RANGE = (-(2**12), 2**12 - 1)  # bias_mant: signed 13 bits
+SDNN_VTH_MAX = 2**24 - 1
+INT32_RANGE = (-(2**31), 2**31 - 1)  # beyond this ptsnn does not follow Lava's arithmetic: refused
+
+
+def _check_int32(value: int, what: str) -> None:
+    if not INT32_RANGE[0] <= value <= INT32_RANGE[1]:
+        raise ValueError(f"{what} {value} is outside int32; ptsnn does not follow Lava's arithmetic there")
 
 
 @dataclass(frozen=True)
@@ -51,14 +64,27 @@ class CubaNeuronSpec:
     type: str = "CUBA"
 
     def __post_init__(self):
-        if not 0 <= self.i_decay <= 4096:
-            raise ValueError(f"iDecay must be in 0..4096, got {self.i_decay}")
-        if not 0 <= self.v_decay <= 4096:
-            raise ValueError(f"vDecay must be in 0..4096, got {self.v_decay}")
-        if not 0 <= self.vth_mant < 2**17:
-            raise ValueError(f"vThMant must be in 0..131071 (17 bits), got {self.vth_mant}")
+        for what, value in (("iDecay", self.i_decay), ("vDecay", self.v_decay), ("vThMant", self.vth_mant)):
+            _check_int32(int(value), what)
         if not 0 <= self.message_bits <= 24:
             raise ValueError(f"messageBits must be in 0..24, got {self.message_bits}")
+
+    def register_problems(self) -> list[str]:
+        """Values outside Loihi's registers (Lava's LIF simulates them anyway): one line each, with what
+        Lava then computes."""
+        out = []
+        for what, name, value in (("iDecay", "current decay", self.i_decay), ("vDecay", "voltage decay", self.v_decay)):
+            if not 0 <= value <= DECAY_MAX:
+                out.append(f"{what} {value} is outside the 12-bit {name} register (0..4096); simulated as Lava does "
+                           f"(decay factor ({DECAY_MAX} - {value}) / {DECAY_MAX}"
+                           + (", which grows the state)" if value < 0 else ", which flips its sign)"))
+        if self.vth_mant > CUBA_VTH_MAX:
+            out.append(f"vThMant {self.vth_mant} is beyond the 17-bit threshold register (0..{CUBA_VTH_MAX}); "
+                       "simulated as Lava does (vth << 6 is above the saturated voltage: the neurons never spike)")
+        elif self.vth_mant < 0:
+            out.append(f"vThMant {self.vth_mant} is negative, outside the unsigned 17-bit threshold register; "
+                       "simulated as Lava does (a neuron spikes whenever v > vth << 6)")
+        return out
 
     @property
     def graded(self) -> bool:
@@ -78,10 +104,15 @@ class SdnnNeuronSpec:
     type: str = "SDNN"
 
     def __post_init__(self):
-        if not 0 <= self.vth_mant < 2**24:
-            raise ValueError(f"vThMant must be in 0..2**24-1, got {self.vth_mant}")
+        _check_int32(int(self.vth_mant), "vThMant")
         if not 0 <= self.message_bits <= 24:
             raise ValueError(f"messageBits must be in 0..24, got {self.message_bits}")
+
+    def register_problems(self) -> list[str]:
+        if 0 <= self.vth_mant <= SDNN_VTH_MAX:
+            return []
+        return [f"vThMant {self.vth_mant} is outside the 24-bit sigma-delta threshold register (0..{SDNN_VTH_MAX}); "
+                "simulated as Lava does (vth << 12 held in int32, wrapping)"]
 
     @property
     def graded(self) -> bool:
@@ -137,7 +168,7 @@ class DenseLayerSpec:
             d = np.asarray(self.delay)
             if d.shape not in (self.weight.shape, (self.weight.shape[0],), (self.weight.shape[1],)):
                 raise ValueError(f"delay shape {d.shape} does not fit weight shape {self.weight.shape}")
-            if d.min() < 0 or d.max() > 62:
+            if d.min() < 0 or d.max() > NETX_MAX_DELAY:
                 raise ValueError(f"delays must be in 0..62, got {d.min()}..{d.max()}")
         if self.bias is not None and np.asarray(self.bias).shape != (self.weight.shape[0],):
             raise ValueError(f"bias shape {np.asarray(self.bias).shape} != ({self.weight.shape[0]},)")
@@ -278,6 +309,10 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
     import h5py
 
     network_shapes(layers)
+    for i, layer in enumerate(layers):
+        neuron = getattr(layer, "neuron", None)
+        for problem in neuron.register_problems() if neuron is not None else []:
+            raise ValueError(f"layer {i}: {problem.split(';')[0]}; refusing to write it")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
@@ -400,11 +435,13 @@ def _read_neuron(group, index: int, kind: str) -> NeuronSpec:
     raise InputError(f"layer {index} ({kind}): neuron type {ntype!r} is unknown to netx (CUBA, LOIHI, SDNN, RF)")
 
 
-def _read_delay(g, weight: np.ndarray) -> np.ndarray | None:
+def _read_delay(g, weight: np.ndarray, problems: list[str]) -> np.ndarray | None:
     if "delay" not in g:
         return None
     delay = np.asarray(_ds(g, "delay"), np.float64)
     if delay.size and delay.max() > NETX_MAX_DELAY:  # netx warns and clips (also the negative ones, then)
+        problems.append(f"delays up to {delay.max():g} are beyond the 6-bit delay register (0..{NETX_MAX_DELAY}); "
+                        f"clipped to 0..{NETX_MAX_DELAY} as netx does")
         delay = np.clip(delay, 0, NETX_MAX_DELAY)
     delay = delay.astype(np.int64)  # DelayDense(delays=delay.astype(int))
     if delay.ndim == 0:
@@ -443,20 +480,24 @@ def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[La
             if not isinstance(g, h5py.Group):
                 raise InputError(f"{path}: layer {i} is a dataset, expected a group")
             kind = "?"
+            problems: list[str] = []
             try:
                 kind = _read_str(g, "type") if "type" in g else "?"
-                layers.append(_read_layer(g, i, kind))
+                layers.append(_read_layer(g, i, kind, problems))
+                problems += register_problems(layers[-1])
             except InputError as exc:
                 where = "" if str(exc).startswith("layer ") else f"layer {i} ({kind}): "
                 raise InputError(f"{path}: {where}{exc}") from None
             except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
                 msg = str(exc).strip("'\"") or exc.__class__.__name__
                 raise InputError(f"{path}: layer {i} ({kind}): {msg}") from None
+            for problem in problems:
+                warnings.warn(f"{path}: layer {i} ({kind}): {problem}", RegisterWarning, stacklevel=2)
         _check_chain(layers, path)
         return layers
 
 
-def _read_layer(g, i: int, kind: str) -> LayerSpec:
+def _read_layer(g, i: int, kind: str, problems: list[str]) -> LayerSpec:
     name = f"layer{i}"
     if kind == "input":
         shape = _shape(g) if "shape" in g else ()
@@ -483,7 +524,7 @@ def _read_layer(g, i: int, kind: str) -> LayerSpec:
             raise ValueError(f"weight has {weight.shape[0]} rows but shape says {n_out} neurons")
         bias = _int_array(g, "bias").reshape(-1) if "bias" in g else None
         neuron = _read_neuron(g, i, kind) if "neuron" in g else None
-        return DenseLayerSpec(weight, neuron, _read_delay(g, weight), bias, name=name, weight_rec=weight_rec)
+        return DenseLayerSpec(weight, neuron, _read_delay(g, weight, problems), bias, name=name, weight_rec=weight_rec)
     if kind == "conv":
         weight = _int_array(g, "weight")
         weight = weight.reshape(weight.shape[:4])  # slayer exports (out, in, kH, kW, 1)
@@ -500,12 +541,52 @@ def _read_layer(g, i: int, kind: str) -> LayerSpec:
     raise InputError(f"layer {i} has unknown type {kind!r}")
 
 
+CONV_WEIGHT_RANGE = (-256, 255)  # an 8-bit mantissa, in slayer's export (even values of -256..254) or not
+
+
+def register_problems(layer: LayerSpec) -> list[str]:
+    """One line per value of ``layer`` outside a Loihi register that Lava simulates anyway, saying what Lava
+    then computes (and so what the fast simulator computes): neuron parameters, weights, bias."""
+    neuron = getattr(layer, "neuron", None)
+    out = list(neuron.register_problems()) if neuron is not None else []
+    if isinstance(layer, DenseLayerSpec):
+        w = layer.weight if layer.weight_rec is None else np.hstack((layer.weight, layer.weight_rec))
+        bits = loihi.optimize_weight_bits(w)
+        what = "weights" if layer.weight_rec is None else "weights and weight_rec"
+        if bits.zeroed:
+            out.append(f"{what} in [{int(w.min())}, {int(w.max())}] are beyond the 8-bit synapse register; netx's "
+                       "optimize_weight_bits shifts them by a negative count, so Lava's synapse holds zeros "
+                       "(simulated as such: the layer gets no synaptic input)")
+        elif bits.clipped:
+            out.append(f"{what} in [{int(w.min())}, {int(w.max())}] are beyond the 8-bit synapse register "
+                       "(-256..254); clipped to it as netx's optimize_weight_bits does")
+    elif isinstance(layer, ConvLayerSpec):
+        lo, hi = int(layer.weight.min()), int(layer.weight.max())
+        if lo < CONV_WEIGHT_RANGE[0] or hi > CONV_WEIGHT_RANGE[1]:
+            out.append(f"weights in [{lo}, {hi}] are beyond the 8-bit weight register; simulated as Lava's Conv "
+                       "does (it uses them unclipped)")
+    bias = getattr(layer, "bias", None)
+    if isinstance(neuron, CubaNeuronSpec) and bias is not None and not isinstance(layer, InputLayerSpec):
+        lo, hi = int(np.min(bias)), int(np.max(bias))
+        if lo < BIAS_MANT_RANGE[0] or hi > BIAS_MANT_RANGE[1]:
+            out.append(f"bias in [{lo}, {hi}] is beyond the 13-bit bias mantissa register "
+                       f"({BIAS_MANT_RANGE[0]}..{BIAS_MANT_RANGE[1]}); simulated as Lava does (held in int16, "
+                       "wrapping beyond -32768..32767)")
+    return out
+
+
 def _check_chain(layers: list[LayerSpec], path) -> None:
     """The connectivity checks netx/Lava make when they wire the blocks (shape mismatches are errors there)."""
     try:
-        network_shapes(layers)
+        network_shapes(layers, require_input=False)  # a conv-first file may take its input shape from the data
     except ValueError as exc:
         raise InputError(f"{path}: {exc}") from None
+
+
+def needs_input_shape(layers: list[LayerSpec]) -> bool:
+    """True for a file whose first block is a convolution and which states no input shape (netx then needs
+    ``hdf5.Network(input_shape=...)``)."""
+    return network_shapes(layers, require_input=False)[0] is None
 
 
 @dataclass(frozen=True)
@@ -520,14 +601,26 @@ class LayerShapes:
     flatten_before: bool
 
 
-def network_shapes(layers: list[LayerSpec]) -> tuple[tuple[int, ...], list[LayerShapes]]:
+def network_shapes(layers: list[LayerSpec], input_shape: tuple[int, ...] | None = None,
+                   require_input: bool = True) -> tuple[tuple[int, ...] | None, list[LayerShapes]]:
     """Walk the layers as netx does; return the network input shape (Lava order, what ``net.inp`` or the
     input neuron's ``a_in`` takes) and one :class:`LayerShapes` per Lava block. Raises ValueError where netx
-    or Lava would fail to build or connect the blocks."""
+    or Lava would fail to build or connect the blocks.
+
+    ``input_shape`` is ``hdf5.Network(input_shape=...)``: Lava's (x, y, z) = (W, H, C) order, used by a first
+    conv layer when the file has no input layer shape. netx lets a file's input layer silently override
+    it; here a different shape is an error. With ``require_input=False`` a first conv layer without any
+    input shape is accepted as declared (its input unknown, the returned network input ``None``): the
+    reader's check of a file that takes its input shape from the data, as netx allows."""
     blocks: list[LayerShapes] = []
-    input_chw: tuple[int, ...] | None = None
+    given_chw = tuple(int(d) for d in input_shape[::-1]) if input_shape else None
+    input_chw: tuple[int, ...] | None = given_chw
     flatten_next = False
     net_input: tuple[int, ...] | None = None
+    for i, layer in enumerate(layers):
+        if isinstance(layer, InputLayerSpec) and layer.shape and given_chw and tuple(layer.shape) != given_chw:
+            raise ValueError(f"layer {i} (input): the file's input shape (C, H, W) = {tuple(layer.shape)} differs "
+                             f"from the given input shape (C, H, W) = {given_chw}")
     for i, layer in enumerate(layers):
         prev = blocks[-1].chw if blocks else input_chw
         if isinstance(layer, InputLayerSpec):
@@ -544,8 +637,13 @@ def network_shapes(layers: list[LayerSpec]) -> tuple[tuple[int, ...], list[Layer
         elif isinstance(layer, FlattenLayerSpec):
             flatten_next = True
         elif isinstance(layer, ConvLayerSpec):
+            if prev is None and not require_input and not blocks:
+                blocks.append(LayerShapes(i, layer.shape[::-1], layer.shape, (), False))
+                flatten_next = False
+                continue
             if prev is None:
-                raise ValueError(f"layer {i} (conv): input shape could not be inferred (netx needs an input layer shape)")
+                raise ValueError(f"layer {i} (conv): input shape could not be inferred (the file has no input layer "
+                                 "shape; give one, as hdf5.Network(input_shape=...) takes it)")
             if len(prev) != 3:
                 raise ValueError(f"layer {i} (conv): needs a 3-D (C, H, W) input, got {prev}")
             try:
@@ -568,6 +666,9 @@ def network_shapes(layers: list[LayerSpec]) -> tuple[tuple[int, ...], list[Layer
                     raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, previous layer has "
                                      f"{int(np.prod(prev))}")
             else:
+                if given_chw and math.prod(given_chw) != n_in:
+                    raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, the given input shape "
+                                     f"{given_chw[::-1]} has {math.prod(given_chw)}")
                 net_input = (n_in,)
             blocks.append(LayerShapes(i, layer.shape, layer.shape, (n_in,), flat))
             flatten_next = False

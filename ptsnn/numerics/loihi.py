@@ -113,36 +113,57 @@ class SynapseWeights:
     weight_exp: int
 
 
-def netx_dense_weights(weights: np.ndarray) -> SynapseWeights:
-    """lava-dl netx's ``optimize_weight_bits`` followed by Lava's clip/truncate: the synapse netx builds from
-    an HDF5 ``weight`` dataset. For integer weights within [-256, 254] the result is lossless (the
-    accumulated sum equals the sum of the stored integers); outside that range netx clips."""
+@dataclass(frozen=True)
+class NetxWeightBits:
+    """What lava-dl netx's ``optimize_weight_bits`` makes of an integer weight matrix."""
+
+    shifted: np.ndarray  # int64: the weights netx hands the Dense process (before Lava's clip/truncate)
+    num_weight_bits: int
+    weight_exp: int
+    mode: int
+    clipped: bool  # mixed signs beyond [-256, 254]: netx clipped them
+    zeroed: bool  # beyond what 8 bits can hold with a non-negative shift: netx's negative left shift gave 0
+
+
+def optimize_weight_bits(weights: np.ndarray) -> NetxWeightBits:
+    """lava-dl 0.6 ``netx.utils.optimize_weight_bits`` in integers. Where the weights need more than 8 bits
+    netx computes a negative ``scale_bits`` and ``np.left_shift(w, scale_bits)`` (numpy: 0 for a negative
+    count), so the synapse Lava builds holds zeros (``zeroed``)."""
     w = np.asarray(weights).astype(np.int64)
     max_w, min_w = int(w.max()), int(w.min())
-    if (max_w > 254 and min_w < 0) or (min_w < -256 and max_w > 0):
+    clipped = (max_w > 254 and min_w < 0) or (min_w < -256 and max_w > 0)
+    if clipped:
         w = np.clip(w, -256, 254)
         max_w, min_w = int(w.max()), int(w.min())
     if max_w < 0:
-        mode, signed = SIGN_INHIBITORY, 0
-        scale = -256 / min_w
+        mode, signed, scale = SIGN_INHIBITORY, 0, -256 / min_w
     elif min_w >= 0:
-        mode, signed = SIGN_EXCITATORY, 0
-        scale = 255 / max_w if max_w > 0 else np.inf
+        mode, signed, scale = SIGN_EXCITATORY, 0, (255 / max_w if max_w > 0 else np.inf)
     else:
         mode, signed = SIGN_MIXED, 1
-        scale = min(127 / max_w, -128 / min_w)
+        scale = min(127 / max_w if max_w > 0 else np.inf, -128 / min_w)
     if not np.isfinite(scale):  # all-zero matrix: netx divides by zero (inf scale); nothing reaches u anyway
-        return SynapseWeights(np.zeros_like(w), 0)
+        return NetxWeightBits(np.zeros_like(w), 8, 0, mode, clipped, False)
     scale_bits = int(np.floor(np.log2(scale))) + signed
-    if scale_bits < 0:  # netx would left-shift by a negative count (undefined); it only happens past 8 bits
-        raise ValueError(f"weights in [{min_w}, {max_w}] exceed the 8-bit synapse netx can build")
     n = 8
     while n > 0 and np.sum(np.abs(w / 2**n - np.round(w / 2**n))) != 0:
         n -= 1
     n -= signed
-    num_weight_bits = 8 - scale_bits - n
-    shifted = w << scale_bits
-    return SynapseWeights(lava_synapse_weights(shifted, num_weight_bits, mode), -scale_bits)
+    zeroed = scale_bits < 0
+    shifted = np.zeros_like(w) if zeroed else w << scale_bits
+    return NetxWeightBits(shifted, 8 - scale_bits - n, -scale_bits, mode, clipped, zeroed)
+
+
+def netx_dense_weights(weights: np.ndarray, allow_zeroed: bool = False) -> SynapseWeights:
+    """lava-dl netx's ``optimize_weight_bits`` followed by Lava's clip/truncate: the synapse netx builds from
+    an HDF5 ``weight`` dataset. For integer weights within [-256, 254] the result is lossless (the
+    accumulated sum equals the sum of the stored integers); outside that range netx clips, and past what
+    8 bits can hold netx's synapse holds zeros: a ValueError unless ``allow_zeroed`` (simulate as Lava does)."""
+    bits = optimize_weight_bits(weights)
+    if bits.zeroed and not allow_zeroed:
+        w = np.asarray(weights)
+        raise ValueError(f"weights in [{int(w.min())}, {int(w.max())}] exceed the 8-bit synapse netx can build")
+    return SynapseWeights(lava_synapse_weights(bits.shifted, bits.num_weight_bits, bits.mode), bits.weight_exp)
 
 
 # ----------------------------------------------------------------------------- integer registers and ports
@@ -191,37 +212,20 @@ def lif_effective_bias(bias_mant, bias_exp: int = NETX_BIAS_EXP) -> np.ndarray:
     return wrap_int32(shift_exp(mant, bias_exp))
 
 
-def netx_recurrent_weights(weight: np.ndarray, weight_rec: np.ndarray) -> tuple[SynapseWeights, SynapseWeights]:
+def netx_recurrent_weights(weight: np.ndarray, weight_rec: np.ndarray,
+                           allow_zeroed: bool = False) -> tuple[SynapseWeights, SynapseWeights]:
     """netx's ``RecurrentDense``: ``optimize_weight_bits`` runs once on ``hstack(weight, weight_rec)`` so that
     both synapses share one exponent; each synapse then clips/truncates its own half (sign mode included)."""
     w = np.asarray(weight).astype(np.int64)
     w_rec = np.asarray(weight_rec).astype(np.int64)
     joint = np.hstack((w, w_rec))
-    max_w, min_w = int(joint.max()), int(joint.min())
-    if (max_w > 254 and min_w < 0) or (min_w < -256 and max_w > 0):
-        joint = np.clip(joint, -256, 254)
-        max_w, min_w = int(joint.max()), int(joint.min())
-    if max_w < 0:
-        signed, scale = 0, -256 / min_w
-    elif min_w >= 0:
-        signed, scale = 0, (255 / max_w if max_w > 0 else np.inf)
-    else:
-        signed, scale = 1, min(127 / max_w, -128 / min_w)
-    if not np.isfinite(scale):
-        return SynapseWeights(np.zeros_like(w), 0), SynapseWeights(np.zeros_like(w_rec), 0)
-    scale_bits = int(np.floor(np.log2(scale))) + signed
-    if scale_bits < 0:
-        raise ValueError(f"weights in [{min_w}, {max_w}] exceed the 8-bit synapse netx can build")
-    n = 8
-    while n > 0 and np.sum(np.abs(joint / 2**n - np.round(joint / 2**n))) != 0:
-        n -= 1
-    n -= signed
-    num_weight_bits = 8 - scale_bits - n
-    shifted = joint << scale_bits
+    bits = optimize_weight_bits(joint)
+    if bits.zeroed and not allow_zeroed:
+        raise ValueError(f"weights in [{int(joint.min())}, {int(joint.max())}] exceed the 8-bit synapse netx can build")
     # the Dense processes get no sign_mode from netx: each determines its own from its half
-    ff = lava_synapse_weights(shifted[:, : w.shape[1]], num_weight_bits)
-    rec = lava_synapse_weights(shifted[:, w.shape[1]:], num_weight_bits)
-    return SynapseWeights(ff, -scale_bits), SynapseWeights(rec, -scale_bits)
+    ff = lava_synapse_weights(bits.shifted[:, : w.shape[1]], bits.num_weight_bits)
+    rec = lava_synapse_weights(bits.shifted[:, w.shape[1]:], bits.num_weight_bits)
+    return SynapseWeights(ff, bits.weight_exp), SynapseWeights(rec, bits.weight_exp)
 
 
 # ------------------------------------------------------------------------------------------ Sigma-Delta
