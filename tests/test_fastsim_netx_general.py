@@ -43,12 +43,12 @@ GTS = _SITE / "tests" / "lava" / "lib" / "dl" / "netx" / "gts"
 LAVA_TIMEOUT = 300
 
 
-def _compare_with_lava(path, inputs, input_message_bits=0, num_layers=None):
+def _compare_with_lava(path, inputs, input_message_bits=0, num_layers=None, input_shape=None):
     """Run both; return per-block (lava nonzero count, mismatches) after asserting shapes agree."""
     layers = read_netx(path, num_layers=num_layers)
-    fast = fastsim.simulate(layers, inputs, input_message_bits=input_message_bits)
+    fast = fastsim.simulate(layers, inputs, input_message_bits=input_message_bits, input_shape=input_shape)
     lava = lava_runner.run_netx(path, inputs, input_message_bits=input_message_bits, timeout_s=LAVA_TIMEOUT,
-                                num_layers=num_layers)
+                                num_layers=num_layers, input_shape=input_shape)
     assert len(lava.layer_outputs) == len(fast.layer_outputs)
     stats = []
     for a, b in zip(lava.layer_outputs, fast.layer_outputs):

@@ -84,10 +84,13 @@ def simulate(
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     raw = _load_array(input)
     shape, tell_lava = netx_inputs.resolve_input_shape(layers, raw.shape, layout, given, str(net), str(input))
-    if layout == "lava-dl" and len(shape) > 1:
-        raw = netx_inputs.lava_dl_to_lava(raw, shape)
-    _check_run_size(raw, shape, steps, input)
-    x, batched = fastsim.prepare_inputs(raw, shape, steps)
+    try:
+        if layout == "lava-dl" and len(shape) > 1:
+            raw = netx_inputs.lava_dl_to_lava(raw, shape)
+        _check_run_size(raw, shape, steps, input)
+        x, batched = fastsim.prepare_inputs(raw, shape, steps)
+    except InputError as exc:
+        raise InputError(exc if str(exc).startswith(str(input)) else f"{input}: {exc}") from None
     lava_shape = shape if tell_lava else None
     t0 = time.perf_counter()
     if backend == "fast":

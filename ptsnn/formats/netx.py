@@ -76,7 +76,7 @@ class CubaNeuronSpec:
         for what, name, value in (("iDecay", "current decay", self.i_decay), ("vDecay", "voltage decay", self.v_decay)):
             if not 0 <= value <= DECAY_MAX:
                 out.append(f"{what} {value} is outside the 12-bit {name} register (0..4096); simulated as Lava does "
-                           f"(decay factor ({DECAY_MAX} - {value}) / {DECAY_MAX}"
+                           f"(decay factor {DECAY_MAX - value}/{DECAY_MAX}"
                            + (", which grows the state)" if value < 0 else ", which flips its sign)"))
         if self.vth_mant > CUBA_VTH_MAX:
             out.append(f"vThMant {self.vth_mant} is beyond the 17-bit threshold register (0..{CUBA_VTH_MAX}); "
