@@ -203,6 +203,24 @@ def test_register_warnings_name_file_layer_and_register(tmp_path):
     assert len(warn_lines) == len(expected) and "vThMant 200000" in warn_lines[-1]
 
 
+def test_values_lava_cannot_simulate_stay_one_line_errors(tmp_path):
+    """A float threshold or decay makes Lava's fixed_pt LIF fail (np.left_shift / right_shift of a float: the
+    Lava run dies and hangs, checked by hand); values beyond int32 are outside what ptsnn follows."""
+    from ptsnn.formats.netx import CubaNeuronSpec, DenseLayerSpec, InputLayerSpec, write_netx
+
+    for key, value, msg in [("vThMant", np.float64(80.0), "neuron/vThMant is stored as a float"),
+                            ("iDecay", np.float64(1024.0), "neuron/iDecay is stored as a float"),
+                            ("vDecay", np.int64(2**40), "vDecay 1099511627776 is outside int32")]:
+        path = write_netx(tmp_path / f"{key}.net", [InputLayerSpec((4,)),
+                                                     DenseLayerSpec(np.full((3, 4), 100), CubaNeuronSpec(1024, 512, 80))])
+        with h5py.File(path, "r+") as f:
+            del f[f"layer/1/neuron/{key}"]
+            f[f"layer/1/neuron/{key}"] = value
+        with pytest.raises(InputError, match=f"{re.escape(str(path))}: layer 1 \\(dense\\): {msg}") as err:
+            read_netx(path)
+        assert "\n" not in str(err.value)
+
+
 @pytest.mark.lava
 def test_values_beyond_the_registers_are_simulated_as_lava_does(tmp_path):
     path, x = _beyond_register_net(tmp_path)
@@ -216,6 +234,26 @@ def test_values_beyond_the_registers_are_simulated_as_lava_does(tmp_path):
     # the kernels took the reference path for the out-of-range decays (the fast path's bounds need 0..4096)
     p0 = loihi.CubaParams.from_netx(layers[0].neuron.i_decay, layers[0].neuron.v_decay, layers[0].neuron.vth_mant)
     assert not kernels.fast_path_params(p0)
+
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_sigma_delta_threshold_beyond_24_bits_is_simulated_as_lava_does(tmp_path):
+    """Lava holds a sigma-delta vth << 12 in int32, so 2**24 + 5 acts as 5 (were it not wrapped, layer 1 of
+    this run would stay silent)."""
+    from ptsnn.formats.netx import DenseLayerSpec, InputLayerSpec, SdnnNeuronSpec, write_netx
+
+    rng = np.random.default_rng(2)
+    sd = write_netx(tmp_path / "sd.net", [InputLayerSpec((6,), SdnnNeuronSpec(1)),
+                                          DenseLayerSpec(2 * rng.integers(-20, 60, (5, 6)), SdnnNeuronSpec(5))])
+    with h5py.File(sd, "r+") as f:
+        del f["layer/1/neuron/vThMant"]
+        f["layer/1/neuron/vThMant"] = np.int64(2**24 + 5)
+    x_sd = np.cumsum(rng.integers(-2, 3, (1, 6, 30)), axis=-1).astype(np.int32) + 10
+    with pytest.warns(RegisterWarning, match=r"layer 1 \(dense\): vThMant 16777221 is outside the 24-bit"):
+        stats = _compare_with_lava(sd, x_sd)
+    assert all(m == 0 for _, m in stats) and all(n > 0 for n, _ in stats), stats
 
 
 # --------------------------------------------------------------------- a saturating, wrapping network

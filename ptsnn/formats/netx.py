@@ -423,6 +423,10 @@ def _read_neuron(group, index: int, kind: str) -> NeuronSpec:
         raise InputError(f"layer {index} ({kind}): neuron/messageBits is set; lava-dl 0.6 netx passes an HDF5 handle "
                          "instead of its value and the Lava run fails; remove the dataset")
     if ntype in ("CUBA", "LOIHI"):
+        for key in ("iDecay", "vDecay", "vThMant"):
+            if key in n and _dataset(n, key).dtype.kind == "f":  # Lava's fixed_pt LIF shifts them: a TypeError
+                raise InputError(f"layer {index} ({kind}): neuron/{key} is stored as a float; Lava's fixed_pt LIF "
+                                 "shifts it as an integer and its run fails: store an integer")
         return CubaNeuronSpec(_scalar_int(n, "iDecay"), _scalar_int(n, "vDecay"),
                               _scalar_int(n, "vThMant"), 0, ntype)
     if ntype == "SDNN":
