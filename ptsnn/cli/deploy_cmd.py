@@ -355,14 +355,10 @@ def _ttfs_inputs(data: str, cfg, limit: int, ckpt=None):
     import torch
 
     if data == "synthetic-eye" or data.startswith("see:"):  # the test split, as in training
-        from ptsnn.data.eye import load_eye_dataset
-        from ptsnn.train.ttfs_train import encode_dataset
+        from ptsnn.deploy.ttfs_inputs import eye_clips
 
-        opts = {k: v for k, v in ((ckpt.metrics if ckpt else {}).get("data_options") or {}).items() if k != "spec"}
-        ds = load_eye_dataset(data, **opts)
-        part = ds.subset("test") if len(ds.subset("test")) else ds
-        part = part.select(np.arange(min(limit, len(part))))
-        return encode_dataset(part, cfg).double(), part.labels
+        clips = eye_clips(data, cfg, limit, (ckpt.metrics if ckpt else {}).get("data_options"))
+        return clips.x, clips.labels
     if data in ("random", "synthetic"):
         gen = torch.Generator().manual_seed(0)
         return torch.rand((limit, *cfg.input_shape), generator=gen, dtype=torch.float64) * cfg.input_max, None
