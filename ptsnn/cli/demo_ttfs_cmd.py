@@ -21,7 +21,7 @@ from ptsnn.cli._app import console
 
 def demo_ttfs(
     out: Path = typer.Option(Path("runs/demo-ttfs"), "--out", "-o", help="Folder for checkpoint, bundle, report."),
-    epochs: int = typer.Option(25, min=1, help="Training epochs of the ReLU twin (best by validation UAR)."),
+    epochs: int = typer.Option(40, min=1, help="Training epochs of the ReLU twin (best by validation UAR)."),
     subjects: int = typer.Option(30, min=3, help="Synthetic subjects (the split is by subject, 60/20/20)."),
     takes: int = typer.Option(2, min=1, help="Sequences per subject and emotion."),
     size: int = typer.Option(16, min=8, help="Frame size (pixels, square)."),
