@@ -141,15 +141,31 @@ def _ptsnn(*args, timeout=240):
                           timeout=timeout, env=ENV)
 
 
-def test_cli_report_on_a_trained_eye_bundle(tmp_path):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def eye_bundle(tmp_path_factory):
+    """A tiny trained TTFS conv bundle on grey frames, and a sequence folder of numbered frames."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("ttfs-report")
+    out = root / "run"
     r = _ptsnn("train", "--model", "ttfs", "--data", "synthetic-eye", "--out", str(out), "--epochs", "1", "-q",
                "--set", "data.subjects=6", "--set", "data.takes=1", "--set", "data.frames=4", "--set", "data.size=8",
+               "--set", "data.channels=frame",
                "--set", "ttfs.conv=[{\"out_channels\": 3, \"kernel\": 3, \"pool\": \"max\"}]",
                "--set", "ttfs.dense=[6]", "--set", "ttfs.steps_per_window=4")
     assert r.returncode == 0, r.stderr[-2000:]
-    bundle = tmp_path / "bundle"
+    bundle = root / "bundle"
     assert _ptsnn("convert", str(out / "ttfs.pt"), "--target", "loihi2", "--out", str(bundle)).returncode == 0
+    seq = root / "sequences" / "seq_a"
+    seq.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (10, 10), dtype=np.uint8)).save(seq / f"{i:05d}.png")
+    return bundle, seq
+
+
+def test_cli_report_on_a_trained_eye_bundle(eye_bundle, tmp_path):
+    bundle, seq = eye_bundle
     rep = tmp_path / "rep"
     r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", "synthetic-eye", "--limit", "4",
                "--profile", "loihi2")
@@ -158,5 +174,29 @@ def test_cli_report_on_a_trained_eye_bundle(tmp_path):
     data = json.loads((rep / "report.json").read_text())
     assert data["data"]["utterances"] == 4 and data["bundle"]["frontend"] == "ttfs_clip"
     assert data["ttfs"]["fire_once_ok"] and (rep / "plots" / "first_spike_times.png").is_file()
+    # a sequence folder, and a folder of sequence folders, go through the same reader as `ptsnn run`
+    for target in (seq, seq.parent):
+        r = _ptsnn("report", str(bundle), "--out", str(tmp_path / "seq"), "--data", str(target), "--format", "json")
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert json.loads((tmp_path / "seq" / "report.json").read_text())["data"]["names"] == ["seq_a"]
     r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    (seq.parent / "seq_b").mkdir()
+    (seq.parent / "seq_b" / "00000.png").write_bytes(b"not an image")
+    r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", str(seq.parent))
+    assert r.returncode == 2 and "00000.png" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.lava
+def test_report_on_lava_counts_what_the_fast_simulator_counts(eye_bundle):
+    from ptsnn.deploy.bundle_io import load_bundle
+    from ptsnn.report.inputs import ttfs_payloads
+
+    bundle, _ = eye_bundle
+    b = load_bundle(bundle)
+    payloads, names, _ = ttfs_payloads(b, "synthetic-eye", 2)
+    fast = report_bundle(b, payloads, names, ["loihi2"], backend="fast").data
+    lava = report_bundle(b, payloads, names, ["loihi2"], backend="lava", timeout_s=300).data
+    assert lava["data"]["backend"] == "lava" and lava["spike_counts"] == fast["spike_counts"]
+    assert lava["ttfs"]["layers"] == fast["ttfs"]["layers"]
+    assert [r["counts"] for r in lava["layers"]] == [r["counts"] for r in fast["layers"]]
