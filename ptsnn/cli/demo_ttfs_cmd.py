@@ -108,9 +108,10 @@ def demo_ttfs(
                         if rep.exact else "[bold red]NOT exact[/]"),
         "most spikes of any neuron in one inference: " + ", ".join(f"{k} {v}" for k, v in rep.fire_once.items()),
         f"per inference on loihi2 ({t['steps_per_inference']} chip steps): latency {loihi2['latency_ms']:.3g} ms "
-        f"(10 us/step placeholder), chip {loihi2['energy_mj'] * 1e3:.3g} uJ (Loihi 1 figures as proxy); "
+        f"({1e3 * loihi2['latency_ms'] / t['steps_per_inference']:g} us/step{' placeholder' if loihi2['latency_proxy'] else ''}), "
+        f"chip {loihi2['energy_mj'] * 1e3:.3g} uJ{' (Loihi 1 figures as proxy)' if loihi2['energy_proxy'] else ''}; "
         f"TNAS-ER published {ref['latency_ms']:g} ms, {ref['energy_mj'] / 1e3:g} J",
-        f"accuracy vs K: " + ", ".join(f"{k}: {a:.0f} %" for k, a in zip(curve["k"], curve["accuracy"])),
+        "accuracy vs K: " + ", ".join(f"{k}: {a:.0f} %" for k, a in zip(curve["k"], curve["accuracy"])),
         f"bundle: {out / 'bundle'}",
         f"report: {out / 'report' / 'report.html'}",
         f"total time: {time.perf_counter() - t0:.0f} s",
