@@ -200,3 +200,17 @@ def test_report_on_lava_counts_what_the_fast_simulator_counts(eye_bundle):
     assert lava["data"]["backend"] == "lava" and lava["spike_counts"] == fast["spike_counts"]
     assert lava["ttfs"]["layers"] == fast["ttfs"]["layers"]
     assert [r["counts"] for r in lava["layers"]] == [r["counts"] for r in fast["layers"]]
+
+
+def test_eye_data_options_follow_the_source_kind():
+    from ptsnn.deploy.ttfs_inputs import data_options_for
+    from ptsnn.errors import InputError
+    from ptsnn.train.ttfs_config import TTFSConfig
+
+    cfg = TTFSConfig(frame_channels=3, frame_size=(8, 8))
+    trained = dict(spec="synthetic-eye", subjects=6, takes=1, frames=4, size=8)
+    assert data_options_for(cfg, trained, "synthetic-eye") == dict(subjects=6, takes=1, frames=4, size=8)
+    # synthetic-only options mean nothing to a SEE folder: the frame size and channels the network needs
+    assert data_options_for(cfg, trained, "see:/data/SEE") == dict(size=8, channels="frame+event")
+    with pytest.raises(InputError, match="square frames"):
+        data_options_for(TTFSConfig(frame_channels=1, frame_size=(8, 6)))

@@ -32,10 +32,17 @@ class EyeClips:
     lighting: list[str] | None = None
 
 
-def data_options_for(cfg: TTFSConfig, trained_with: dict | None = None) -> dict:
-    """``load_eye_dataset`` options: those the network was trained with (``spec`` dropped), else the frame
-    size and channel layout its input needs."""
-    opts = {k: v for k, v in (trained_with or {}).items() if k != "spec"}
+def _source_kind(spec: str | None) -> str | None:
+    return None if spec is None else "see" if str(spec).startswith("see:") else str(spec)
+
+
+def data_options_for(cfg: TTFSConfig, trained_with: dict | None = None, data: str | None = None) -> dict:
+    """``load_eye_dataset`` options: those the network was trained with (``spec`` dropped) when ``data`` is
+    the same kind of source (synthetic options mean nothing to a SEE folder), else the frame size and
+    channel layout its input needs."""
+    trained_with = dict(trained_with or {})
+    same = data is None or _source_kind(trained_with.get("spec")) in (None, _source_kind(data))
+    opts = {k: v for k, v in trained_with.items() if k != "spec"} if same else {}
     if not opts:
         h, w = cfg.frame_size
         if h != w or cfg.frame_channels not in CHANNELS_BY_COUNT:
@@ -51,7 +58,10 @@ def eye_clips(data: str, cfg: TTFSConfig, limit: int, trained_with: dict | None 
     from ptsnn.data.eye import load_eye_dataset
     from ptsnn.train.ttfs_train import encode_dataset
 
-    ds = load_eye_dataset(data, **data_options_for(cfg, trained_with))
+    try:
+        ds = load_eye_dataset(data, **data_options_for(cfg, trained_with, data))
+    except TypeError as exc:  # an option the source does not take
+        raise InputError(f"--data {data}: {exc}") from None
     part = ds.subset("test") if len(ds.subset("test")) else ds
     part = part.select(np.arange(min(int(limit), len(part))))
     if not len(part):
