@@ -164,29 +164,49 @@ def eye_bundle(tmp_path_factory):
     return bundle, seq
 
 
+def _report_cli(*args):
+    """``ptsnn report`` in process (typer's runner): what the CLI does, without a Python start-up per call."""
+    from typer.testing import CliRunner
+
+    from ptsnn.cli._app import new_app
+    from ptsnn.cli.report_cmd import report
+
+    app = new_app("t", "test app")
+    app.command("report")(report)
+    app.command("noop")(lambda: None)
+    return CliRunner().invoke(app, ["report", *map(str, args)])
+
+
 def test_cli_report_on_a_trained_eye_bundle(eye_bundle, tmp_path):
+    from ptsnn.errors import InputError
+
     bundle, seq = eye_bundle
     rep = tmp_path / "rep"
-    r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", "synthetic-eye", "--limit", "4",
-               "--profile", "loihi2")
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "TNAS-ER, published" in r.stdout and "ok" in r.stdout
+    r = _report_cli(bundle, "--out", rep, "--data", "synthetic-eye", "--limit", "4", "--profile", "loihi2")
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "TNAS-ER, published" in r.output and "ok" in r.output
     data = json.loads((rep / "report.json").read_text())
     assert data["data"]["utterances"] == 4 and data["bundle"]["frontend"] == "ttfs_clip"
     assert data["ttfs"]["fire_once_ok"] and (rep / "plots" / "first_spike_times.png").is_file()
     # a sequence folder, and a folder of sequence folders, go through the same reader as `ptsnn run`
     for target in (seq, seq.parent):
-        r = _ptsnn("report", str(bundle), "--out", str(tmp_path / "seq"), "--data", str(target), "--format", "json")
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        r = _report_cli(bundle, "--out", tmp_path / "seq", "--data", target, "--format", "json")
+        assert r.exit_code == 0, (r.output, r.exception)
         assert json.loads((tmp_path / "seq" / "report.json").read_text())["data"]["names"] == ["seq_a"]
-    r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", str(tmp_path / "nowhere"))
-    assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    r = _report_cli(bundle, "--out", rep, "--data", tmp_path / "nowhere")
+    assert isinstance(r.exception, InputError) and "nowhere" in str(r.exception)
     (seq.parent / "seq_b").mkdir()
     (seq.parent / "seq_b" / "00000.png").write_bytes(b"not an image")
-    r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", str(seq.parent))
-    assert r.returncode == 2 and "00000.png" in r.stderr and "Traceback" not in r.stderr
+    r = _report_cli(bundle, "--out", rep, "--data", seq.parent)
+    assert isinstance(r.exception, InputError) and "00000.png" in str(r.exception)
+    r = _report_cli(bundle, "--out", rep, "--backend", "loihi9")
+    assert isinstance(r.exception, InputError) and "--backend" in str(r.exception)
+    # the real command line: one-line error, exit code 2
+    r = _ptsnn("report", str(bundle), "--out", str(rep), "--data", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # the demo test runs Lava on a TTFS bundle in the default suite already
 @pytest.mark.lava
 def test_report_on_lava_counts_what_the_fast_simulator_counts(eye_bundle):
     from ptsnn.deploy.bundle_io import load_bundle
