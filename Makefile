@@ -1,10 +1,11 @@
 # ptsnn: two commands do everything (see README):
 #   make demo   - install the stack into .venv (first time only) and run the main job on the embedded default
+#   make demo-ttfs - the second demo: a TTFS network on synthetic eye data, end to end
 #   make test   - install (first time only) and run the test suite (what CI runs, via .ci/run)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo smoke test test-all fuzz clean
+.PHONY: setup demo demo-ttfs smoke test test-all fuzz clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -13,6 +14,12 @@ setup:
 # Lava + fast simulator -> verify -> report (about 4 minutes on 2 cores once installed)
 demo: setup
 	$(VENV)/bin/ptsnn demo --out runs/demo
+
+# the second demo, TTFS on eye data: synthetic near-eye sequences -> TTFS conv net (ReLU twin) -> convert
+# (loihi2) -> quantized == fast simulator == Lava, spike time for spike time -> baselines -> TTFS report
+# (1-2 minutes on 2 cores once installed)
+demo-ttfs: setup
+	$(VENV)/bin/ptsnn demo-ttfs --out runs/demo-ttfs
 
 # 20 seconds: netx writer + Lava fixed_pt + fast simulator, spike for spike
 smoke: setup

@@ -97,3 +97,70 @@ def test_script_sim_readout_equals_ptsnn_lava_backend(made, tmp_path):
     assert np.abs(lava["readout"]).max() > 0  # a silent readout would prove nothing
     expect = classify(b, [payload], ["a"], "fast")[0]  # fast == Lava, bit for bit
     assert got["label"] == expect.label and np.allclose(got["logits"], expect.logits, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- TTFS bundles
+@pytest.fixture(scope="module")
+def ttfs_made(tmp_path_factory):
+    """A tiny TTFS conv bundle on grey frames (conv + max pool + dense: fire-once LIFs, Lava Conv, the
+    timing input, the voltage readout) and one sequence folder."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("loihi2-ttfs")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    ptsnn = [sys.executable, "-m", "ptsnn.cli.main"]
+    r = subprocess.run([*ptsnn, "train", "--model", "ttfs", "--data", "synthetic-eye", "--out", str(root / "run"),
+                        "--epochs", "1", "-q", "--set", "data.subjects=6", "--set", "data.takes=1",
+                        "--set", "data.frames=4", "--set", "data.size=8", "--set", "data.channels=frame",
+                        "--set", "ttfs.conv=[{\"out_channels\": 2, \"kernel\": 3, \"pool\": \"max\"}]",
+                        "--set", "ttfs.dense=[4]", "--set", "ttfs.steps_per_window=3"],
+                       capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    bundle = root / "bundle"
+    r = subprocess.run([*ptsnn, "convert", str(root / "run" / "ttfs.pt"), "--target", "loihi2", "--out", str(bundle)],
+                       capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    seq = root / "seq"
+    seq.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(seq / f"{i:05d}.png")
+    return bundle, seq
+
+
+def test_ttfs_payloads_and_one_line_errors(ttfs_made, tmp_path):
+    bundle, seq = ttfs_made
+    payload_file = saved_payloads(bundle, seq, tmp_path / "p")[0]
+    from ptsnn.deploy.bundle_io import load_bundle
+
+    graph = load_bundle(bundle).graph
+    p = np.load(payload_file)
+    assert p.shape == (graph.meta["steps"], graph.inputs[0].size) and set(np.unique(p)) <= {0, 1}
+    assert (p.sum(0) == 1).all()  # every input neuron spikes once per inference
+    np.save(tmp_path / "long.npy", np.zeros((p.shape[0] + 1, p.shape[1]), np.int64))
+    r = run_script(bundle / "run_loihi2.py", tmp_path / "long.npy", "--sim")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "TTFS payload" in r.stderr
+
+
+@pytest.mark.lava
+def test_ttfs_script_sim_equals_the_fast_simulator(ttfs_made, tmp_path):
+    """run_loihi2.py --sim on a TTFS bundle: the readout voltages (hence the label) of ptsnn's fast simulator,
+    which equals the quantized TTFS PyTorch network spike step for spike step (tests/test_ttfs_chip.py)."""
+    from ptsnn.deploy.bundle_io import load_bundle
+    from ptsnn.deploy.run_ttfs import classify_sequences
+    from ptsnn.train import ttfs_chip
+    from ptsnn.chip.simulator import simulate
+
+    bundle, seq = ttfs_made
+    payload_file = saved_payloads(bundle, seq, tmp_path / "p")[0]
+    r = run_script(bundle / "run_loihi2.py", payload_file, "--sim", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    b = load_bundle(bundle)
+    x = np.load(payload_file)[None]
+    run = simulate(b.graph, {"input": x, "timing": ttfs_chip.timing_payload(b.graph, 1)}, record_voltage=True)
+    expect = ttfs_chip.readout_potential(b.graph, run.voltages)[0]
+    assert got["readout"] == expect.tolist() and got["steps"] == b.graph.meta["steps"]
+    assert np.abs(expect).max() > 0
+    fast = classify_sequences(b, [seq], "fast")[0]
+    assert got["label"] == fast.label and np.allclose(got["logits"], fast.logits, rtol=0, atol=1e-12)

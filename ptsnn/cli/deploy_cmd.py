@@ -123,7 +123,7 @@ def run(
     engine.check()
     b = load_bundle(bundle)
     if b.manifest.get("model_kind") == "ttfs":
-        return _run_ttfs(b, inputs, backend, timeout)
+        return _run_ttfs(b, inputs, backend, timeout, payloads_dir)
     host = HostRunner(b)
     temperature = score_temperature(b)
     items = expand_paths(inputs, host.takes_audio)
@@ -240,11 +240,19 @@ def _print_notes(notes, rows, temperature, output) -> None:
         notes.print(f"results: {output}", highlight=False, soft_wrap=True)
 
 
-def _run_ttfs(b, inputs: list[Path], backend: str, timeout: float) -> None:
+def _run_ttfs(b, inputs: list[Path], backend: str, timeout: float, payloads_dir: Path | None = None) -> None:
     from ptsnn.deploy.run_ttfs import classify_sequences
 
     if backend not in ("fast", "lava"):
         raise InputError(f"--backend {backend}: TTFS bundles run on fast or lava")
+    if payloads_dir is not None:  # the input spikes of each inference: what the bundle's run_loihi2.py takes
+        from ptsnn.deploy.ttfs_inputs import bundle_config, grid_input, sequence_clips
+        from ptsnn.train.ttfs_chip import input_payload
+
+        cfg = bundle_config(b)
+        spikes = input_payload(b.graph, grid_input(sequence_clips(list(inputs), cfg).x, cfg))
+        for path in save_payloads(payloads_dir, [p.name for p in inputs], list(spikes)):
+            console.print(f"payload: {path}", highlight=False)
     with console.status(f"running {len(inputs)} sequence(s) on {backend}..."):
         results = classify_sequences(b, inputs, backend, timeout_s=timeout)
     for r in results:
@@ -355,14 +363,10 @@ def _ttfs_inputs(data: str, cfg, limit: int, ckpt=None):
     import torch
 
     if data == "synthetic-eye" or data.startswith("see:"):  # the test split, as in training
-        from ptsnn.data.eye import load_eye_dataset
-        from ptsnn.train.ttfs_train import encode_dataset
+        from ptsnn.deploy.ttfs_inputs import eye_clips
 
-        opts = {k: v for k, v in ((ckpt.metrics if ckpt else {}).get("data_options") or {}).items() if k != "spec"}
-        ds = load_eye_dataset(data, **opts)
-        part = ds.subset("test") if len(ds.subset("test")) else ds
-        part = part.select(np.arange(min(limit, len(part))))
-        return encode_dataset(part, cfg).double(), part.labels
+        clips = eye_clips(data, cfg, limit, (ckpt.metrics if ckpt else {}).get("data_options"))
+        return clips.x, clips.labels
     if data in ("random", "synthetic"):
         gen = torch.Generator().manual_seed(0)
         return torch.rand((limit, *cfg.input_shape), generator=gen, dtype=torch.float64) * cfg.input_max, None

@@ -29,6 +29,8 @@ def _register_optional() -> None:
     app.command("report")(report)
 
     app.command("demo")(demo)
+    from ptsnn.cli.demo_ttfs_cmd import demo_ttfs  # noqa: E402
+    app.command("demo-ttfs")(demo_ttfs)
 
     app.add_typer(profiles_app, name="profiles", help="Hardware profiles: with no command, list the built-in ones; show, check.")
 

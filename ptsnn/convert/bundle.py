@@ -123,7 +123,8 @@ def convert_ttfs_checkpoint(checkpoint: Path, profile, out_dir: Path, emit, step
     step("loading TTFS checkpoint (weights_only) and quantizing onto the time grid")
     grid, _, ckpt = load_integer(checkpoint)
     graph = grid.chip_graph()
-    graph.meta.update(classes=ckpt.classes, frontend=ckpt.frontend, config=ckpt.config.to_dict())
+    graph.meta.update(classes=ckpt.classes, frontend=ckpt.frontend, config=ckpt.config.to_dict(),
+                      data_options=dict((ckpt.metrics or {}).get("data_options") or {}))  # report --data synthetic-eye
     skipped = [f for f in emit if f in ("nir", "onnx", "netx")]
     ctx = BundleContext(graph, profile, out_dir, source=checkpoint, quantization=f"ttfs grid K={grid.k}",
                         classes=ckpt.classes, frontend=ckpt.frontend, versions=ckpt.versions,

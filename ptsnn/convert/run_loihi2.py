@@ -13,8 +13,16 @@ per accumulator, and a RingBuffer sink on the readout. Each payload is followed 
 (empty), and the label is the arg-max of the readout after the last step, divided by 2**scale_exponent and
 the step count (the logits, as `ptsnn run` computes them).
 
-Payloads: the host part's integer payloads, one [steps, features] .npy per utterance, as written by
-`ptsnn run BUNDLE audio.wav --backend fast --save-payloads DIR`.
+TTFS bundles (graph meta model_kind "ttfs": fire-once populations, convolution groups, two host inputs) build
+the same way: a fire-once population is a LIF (du = -1: no current decay) plus a diagonal Dense
+self-connection of its inhibit weight; a conv group is Lava's Conv, reached through (C, H, W) -> (W, H, C)
+reshape/transpose ports; the second host input ("timing") is a fixed spike pattern this script rebuilds from
+graph meta; the logits are the readout population's voltage after the last step, >> 6, divided by its
+scale (docs/ttfs.md).
+
+Payloads: the host part's integer payloads, one [steps, features] .npy per utterance (for TTFS bundles the
+input spikes [steps, C*H*W], one inference), as written by
+`ptsnn run BUNDLE INPUT --backend fast --save-payloads DIR`.
 
 --sim runs the same graph in Lava's CPU simulation (Loihi2SimCfg(select_tag='fixed_pt')) instead of
 Loihi2HwCfg: it checks the script and the bundle without hardware, and gives the readout `ptsnn run
@@ -66,21 +74,33 @@ def load_graph(bundle: Path) -> dict:
         if g.get("format") != "ptsnn-chip-ir":
             raise ScriptError(f"{structure_path}: format is {g.get('format')!r}, not 'ptsnn-chip-ir'")
         unsupported = [f"{x['name']} ({x['kind']})" for x in [*g["populations"], *g["synapses"]]
-                       if x.get("kind", "cuba") not in ("cuba", "dense")]
+                       if x.get("kind", "cuba") not in ("cuba", "fire_once", "dense", "conv")]
         if unsupported:
-            raise ScriptError(f"{structure_path}: {', '.join(unsupported[:3])}: this script builds CUBA populations "
-                              "and dense synapse groups only")
+            raise ScriptError(f"{structure_path}: {', '.join(unsupported[:3])}: this script builds CUBA and "
+                              "fire-once populations, dense and conv synapse groups only")
         with h5py.File(arrays_path, "r") as f:
             for p in g["populations"]:
                 p["bias"] = np.asarray(f[p["bias"]][()], np.int64)
             for s in g["synapses"]:
                 s["weight"] = np.asarray(f[s["weight"]][()], np.int64)
-                s["delay"] = np.asarray(f[s["delay"]][()], np.int64)
-        if len(g["inputs"]) != 1 or len(g["accumulators"]) != 1:
+                if s.get("kind", "dense") == "dense":
+                    s["delay"] = np.asarray(f[s["delay"]][()], np.int64)
+        g["ttfs"] = (g.get("meta") or {}).get("model_kind") == "ttfs"
+        if g["ttfs"]:
+            meta = g["meta"]
+            names = {p["name"]: p for p in g["populations"]}
+            if [i["name"] for i in g["inputs"]] != [meta["input"], meta["timing_input"]] \
+                    or meta["readout"]["population"] not in names:
+                raise ScriptError(f"{structure_path}: a TTFS graph needs its input and timing inputs and a readout "
+                                  "population")
+            readout_size = names[meta["readout"]["population"]]["size"]
+        elif len(g["inputs"]) != 1 or len(g["accumulators"]) != 1:
             raise ScriptError(f"{structure_path}: expected one host input and one readout accumulator")
+        else:
+            readout_size = g["accumulators"][0]["size"]
     except (KeyError, TypeError, OSError, ValueError) as exc:
         raise ScriptError(f"{structure_path}: not a readable chip IR ({type(exc).__name__}: {exc})") from None
-    g["classes"] = list(manifest.get("classes") or [str(i) for i in range(g["accumulators"][0]["size"])])
+    g["classes"] = list(manifest.get("classes") or [str(i) for i in range(readout_size)])
     return g
 
 
@@ -95,6 +115,11 @@ def load_payload(path: Path, graph: dict) -> np.ndarray:
         raise ScriptError(f"{path}: payload shape {getattr(x, 'shape', None)}, expected [steps, {inp['size']}]")
     if x.dtype.kind not in "iu":
         raise ScriptError(f"{path}: payload dtype {x.dtype}, expected integers (ptsnn run --save-payloads)")
+    if graph["ttfs"]:  # one inference of input spikes: exactly the graph's steps, 0/1
+        steps = int(graph["meta"]["steps"])
+        if len(x) != steps or x.min(initial=0) < 0 or x.max(initial=0) > 1:
+            raise ScriptError(f"{path}: a TTFS payload is {steps} steps of 0/1 input spikes, got {len(x)} steps "
+                              f"with values {int(x.min())}..{int(x.max())}")
     limit = max(2 ** (inp["message_bits"] - 1) - 1, 1) if inp["message_bits"] else 1
     if np.abs(x).max(initial=0) > limit:
         raise ScriptError(f"{path}: payload values up to {int(np.abs(x).max())}, the input carries "
@@ -134,6 +159,7 @@ def import_lava(hardware: bool) -> dict:
                 import lava.magma.compiler.var_model  # noqa: F401  (imported here, under the fix)
             from lava.magma.core.run_conditions import RunSteps
             from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+            from lava.proc.conv.process import Conv
             from lava.proc.dense.process import DelayDense, Dense
             from lava.proc.io.sink import RingBuffer as Sink
             from lava.proc.io.source import RingBuffer as Source
@@ -147,14 +173,14 @@ def import_lava(hardware: bool) -> dict:
         raise ScriptError("Loihi 2 hardware needs Intel's lava-loihi, which is not installed (it is distributed "
                           "to INRC members); --sim runs the same graph in Lava's CPU simulation")
     run_cfg = Loihi2HwCfg() if hardware else Loihi2SimCfg(select_tag="fixed_pt")
-    return dict(RunSteps=RunSteps, run_cfg=run_cfg, DelayDense=DelayDense, Dense=Dense, Sink=Sink, Source=Source,
-                LIF=LIF, Sigma=Sigma)
+    return dict(RunSteps=RunSteps, run_cfg=run_cfg, Conv=Conv, DelayDense=DelayDense, Dense=Dense, Sink=Sink,
+                Source=Source, LIF=LIF, Sigma=Sigma)
 
 
 def lava_keeps(weights: np.ndarray) -> bool:
     """Does Lava's bit-accurate Dense hold these weights unchanged (8-bit clip, then the LSB dropped for
-    mixed signs)? ptsnn's Lava backend rewrites other weights in netx's exponent form; this script refuses
-    them rather than run something else."""
+    mixed signs)? Other weights are split by sign (``dense_parts``), as ptsnn's Lava backend does; what that
+    cannot hold exactly is refused rather than run as something else."""
     w = np.asarray(weights, np.int64)
     if w.size == 0 or w.min() >= 0:
         return bool(w.max(initial=0) <= 255)
@@ -163,49 +189,119 @@ def lava_keeps(weights: np.ndarray) -> bool:
     return bool(w.min() >= -256 and w.max() <= 254 and not np.any(w & 1))
 
 
-def build(graph: dict, payload: np.ndarray, steps: int, lava: dict):
-    """The processes for one utterance (payload [input size, steps]); returns (source, readout sink).
-    Keep in step with ptsnn/deploy/lava_graph.py: build()."""
-    inp, acc = graph["inputs"][0], graph["accumulators"][0]
-    source = lava["Source"](data=np.asarray(payload, np.int32).reshape(inp["size"], steps))
-    out_ports, in_ports = {inp["name"]: source.s_out}, {}
-    bits = {inp["name"]: int(inp["message_bits"])}
+def dense_parts(edge: dict) -> list[tuple[np.ndarray, int]]:
+    """``(weights, weight_exp)`` of the Dense processes that together compute ``edge`` exactly: as they are when
+    Lava's 8-bit Dense keeps them, else (non-negative exponent) split into excitatory, inhibitory (>= -255) and
+    the rest (-1 where a weight was -256), each held exactly; Lava sums them in the target's input. Keep in step
+    with ptsnn/deploy/lava_graph.py: _dense_parts()."""
+    w, exp = edge["weight"], int(edge.get("weight_exp", 0))
+    if lava_keeps(w):
+        return [(w, exp)]
+    if exp < 0:
+        raise ScriptError(f"synapses {edge['name']}: weights outside what Lava's 8-bit Dense holds exactly "
+                          f"({int(w.min())}..{int(w.max())}) with a negative exponent; not supported here")
+    neg = np.minimum(w, 0)
+    parts = [np.maximum(w, 0), np.maximum(neg, -255), neg - np.maximum(neg, -255)]
+    return [(part, exp) for part in parts if part.any()]
+
+
+def _neurons(pop: dict, lava: dict):
+    """A LIF per CUBA population; a fire-once population adds its diagonal inhibitory self-connection."""
+    lif = lava["LIF"](shape=(pop["size"],), du=pop["i_decay"] - 1, dv=pop["v_decay"], vth=pop["vth"],
+                      bias_mant=pop["bias"].astype(np.int32), bias_exp=6, name=pop["name"])
+    if pop.get("kind") == "fire_once":
+        inhibit = lava["Dense"](weights=np.diag(np.full(pop["size"], pop["inhibit_weight"], np.int32)),
+                                weight_exp=int(pop["inhibit_exp"]), name=f"{pop['name']}.fire_once")
+        lif.s_out.connect(inhibit.s_in)
+        inhibit.a_out.connect(lif.a_in)
+    return lif
+
+
+def _connect(edge: dict, bits: int, src_port, dst_port, lava: dict) -> None:
+    if edge.get("kind") == "conv":
+        c, h, w = edge["in_shape"]
+        # Lava's Conv convolves (flipped kernel) with weights (out, kW, kH, in/groups) on (W, H, C) ports; the
+        # IR cross-correlates (PyTorch, netx) on flat (C, H, W) populations
+        lava_w = np.ascontiguousarray(edge["weight"][:, :, ::-1, ::-1].transpose(0, 3, 2, 1)).astype(np.int32)
+        conv = lava["Conv"](weight=lava_w, input_shape=(w, h, c), padding=tuple(edge["padding"][::-1]),
+                            stride=tuple(edge["stride"][::-1]), dilation=tuple(edge["dilation"][::-1]),
+                            groups=int(edge["groups"]), num_message_bits=bits, name=edge["name"])
+        src_port.reshape((c, h, w)).transpose([2, 1, 0]).connect(conv.s_in)
+        conv.a_out.transpose([2, 1, 0]).reshape((int(np.prod(edge["out_shape"])),)).connect(dst_port)
+        return
+    delay = edge["delay"].astype(int)
+    for k, (weights, exp) in enumerate(dense_parts(edge)):
+        common = dict(weights=weights.astype(np.int32), weight_exp=exp, num_message_bits=bits,
+                      name=edge["name"] if k == 0 else f"{edge['name']}.part{k}")
+        if delay.any():
+            syn = lava["DelayDense"](delays=delay, max_delay=int(delay.max()), **common)
+        else:
+            syn = lava["Dense"](**common)
+        src_port.connect(syn.s_in)
+        syn.a_out.connect(dst_port)
+
+
+def timing_spikes(graph: dict) -> np.ndarray:
+    """A TTFS graph's timing input: one spike per channel at its fixed step, ``[steps, channels]``."""
+    meta = graph["meta"]
+    spikes = np.zeros((int(meta["steps"]), graph["inputs"][1]["size"]), np.int64)
+    for ch, c in enumerate(meta["timing"]):
+        spikes[int(c["step"]), ch] = 1
+    return spikes
+
+
+def build(graph: dict, payloads: dict, steps: int, lava: dict):
+    """The processes for one utterance (``payloads``: host input -> [size, steps]); returns (sources, readout):
+    ``readout`` is the Sigma's RingBuffer sink, or (TTFS) the readout LIF whose voltage is read after the run.
+    Keep in step with ptsnn/deploy/lava_graph.py: build_chip()."""
+    out_ports, in_ports, lifs, sources = {}, {}, {}, []
+    bits = {}
+    for inp in graph["inputs"]:
+        src = lava["Source"](data=np.asarray(payloads[inp["name"]], np.int32).reshape(inp["size"], steps))
+        out_ports[inp["name"]], bits[inp["name"]] = src.s_out, int(inp["message_bits"])
+        sources.append(src)
     for pop in graph["populations"]:
-        lif = lava["LIF"](shape=(pop["size"],), du=pop["i_decay"] - 1, dv=pop["v_decay"], vth=pop["vth"],
-                          bias_mant=pop["bias"].astype(np.int32), bias_exp=6, name=pop["name"])
+        lif = lifs[pop["name"]] = _neurons(pop, lava)
         out_ports[pop["name"]], in_ports[pop["name"]] = lif.s_out, lif.a_in
     for a in graph["accumulators"]:
         sigma = lava["Sigma"](shape=(a["size"],))
         out_ports[a["name"]], in_ports[a["name"]] = sigma.s_out, sigma.a_in
     for edge in graph["synapses"]:
-        if not lava_keeps(edge["weight"]):
-            raise ScriptError(f"synapses {edge['name']}: weights outside what Lava's 8-bit Dense holds exactly "
-                              f"({int(edge['weight'].min())}..{int(edge['weight'].max())}); not supported here")
-        weight, delay = edge["weight"].astype(np.int32), edge["delay"].astype(int)
-        common = dict(weights=weight, weight_exp=int(edge.get("weight_exp", 0)),
-                      num_message_bits=bits.get(edge["source"], 0), name=edge["name"])
-        if delay.any():
-            syn = lava["DelayDense"](delays=delay, max_delay=int(delay.max()), **common)
-        else:
-            syn = lava["Dense"](**common)
-        out_ports[edge["source"]].connect(syn.s_in)
-        syn.a_out.connect(in_ports[edge["target"]])
+        _connect(edge, bits.get(edge["source"], 0), out_ports[edge["source"]], in_ports[edge["target"]], lava)
+    if graph["ttfs"]:
+        return sources[:1], lifs[graph["meta"]["readout"]["population"]]  # input and timing feed one graph
+    acc = graph["accumulators"][0]
     sink = lava["Sink"](shape=(acc["size"],), buffer=steps)
     out_ports[acc["name"]].connect(sink.a_in)
-    return source, sink
+    return sources, sink
 
 
 def run_utterance(graph: dict, payload: np.ndarray, lava: dict) -> dict:
-    steps = len(payload) + int(graph["flush_steps"])
-    padded = np.zeros((steps, payload.shape[1]), np.int64)
-    padded[: len(payload)] = payload  # the host sends nothing during the flush
-    source, sink = build(graph, padded.T, steps, lava)
+    if graph["ttfs"]:
+        steps = int(graph["meta"]["steps"])
+        padded = {graph["inputs"][0]["name"]: payload, graph["inputs"][1]["name"]: timing_spikes(graph)}
+    else:
+        steps = len(payload) + int(graph["flush_steps"])
+        padded = np.zeros((steps, payload.shape[1]), np.int64)
+        padded[: len(payload)] = payload  # the host sends nothing during the flush
+        padded = {graph["inputs"][0]["name"]: padded}
+    sources, readout_proc = build(graph, {k: v.T for k, v in padded.items()}, steps, lava)
+    started = []
     try:
-        source.run(condition=lava["RunSteps"](num_steps=steps), run_cfg=lava["run_cfg"])
-        readout = sink.data.get()[:, steps - 1].astype(np.int64)
+        for src in sources:
+            started.append(src)
+            src.run(condition=lava["RunSteps"](num_steps=steps), run_cfg=lava["run_cfg"])
+        if graph["ttfs"]:  # the read step is the last step: the voltage after the run, >> 6, over the scale
+            r = graph["meta"]["readout"]
+            v = np.broadcast_to(np.asarray(readout_proc.v.get(), np.int64), readout_proc.v.shape)
+            readout = v >> int(r["activation_shift"])
+            logits = readout / float(r["scale"])
+        else:
+            readout = readout_proc.data.get()[:, steps - 1].astype(np.int64)
+            logits = readout / (2.0 ** graph["accumulators"][0]["scale_exponent"] * steps)
     finally:
-        source.stop()
-    logits = readout / (2.0 ** graph["accumulators"][0]["scale_exponent"] * steps)
+        for src in started:
+            src.stop()
     return dict(label=graph["classes"][int(np.argmax(logits))], readout=readout.tolist(),
                 logits=logits.tolist(), steps=steps)
 

@@ -56,16 +56,29 @@ def get_backend(name: str, **options) -> Backend:
     return cls(**{k: v for k, v in options.items() if k in fields})
 
 
-def chip_steps(bundle, payloads: list[np.ndarray]) -> np.ndarray:
+def payload_steps(payload) -> int:
+    """Steps of one sample's payload: ``[steps, F]`` (the first host input) or ``{input: [steps, size]}``
+    (graphs with several host inputs, e.g. a TTFS graph's input and timing spikes)."""
+    if isinstance(payload, dict):
+        return max(len(a) for a in payload.values())
+    return len(payload)
+
+
+def chip_steps(bundle, payloads: list) -> np.ndarray:
     """Each utterance's chip window: its payload steps plus the bundle's flush."""
-    return np.asarray([len(p) + bundle.flush_steps for p in payloads], np.int64)
+    return np.asarray([payload_steps(p) + bundle.flush_steps for p in payloads], np.int64)
 
 
-def pad_payloads(bundle, payloads: list[np.ndarray]) -> np.ndarray:
-    """``[B, T_max, F]`` int64, each payload followed by zeros (its flush and the batch's padding)."""
+def pad_payloads(bundle, payloads: list):
+    """``[B, T_max, F]`` int64 (``{input: [B, T_max, size]}`` for dict payloads), each payload followed by
+    zeros (its flush and the batch's padding)."""
     from ptsnn.batching import pad_batch
 
-    batch, _ = pad_batch(payloads, length=int(chip_steps(bundle, payloads).max()), dtype=np.int64)
+    length = int(chip_steps(bundle, payloads).max())
+    if payloads and isinstance(payloads[0], dict):
+        return {name: pad_batch([p[name] for p in payloads], length=length, dtype=np.int64)[0]
+                for name in payloads[0]}
+    batch, _ = pad_batch(payloads, length=length, dtype=np.int64)
     return batch
 
 
@@ -77,13 +90,15 @@ class FastBackend:
     name: ClassVar[str] = "fast"
     description: ClassVar[str] = "ptsnn's bit-exact numpy simulator (batched, seconds for many files)"
 
+    record_voltage: bool = False  # also return each population's voltage per step (reports, TTFS readout)
+
     def check(self) -> None:
         pass
 
     def run(self, bundle, payloads: list[np.ndarray]) -> ChipRun:
         from ptsnn.chip.simulator import simulate
 
-        return simulate(bundle.graph, pad_payloads(bundle, payloads))
+        return simulate(bundle.graph, pad_payloads(bundle, payloads), record_voltage=self.record_voltage)
 
 
 @register

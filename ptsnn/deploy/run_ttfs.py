@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ptsnn.chip.simulator import simulate
+from ptsnn.deploy.ttfs_inputs import grid_input, sequence_clips
 from ptsnn.errors import InputError
 from ptsnn.train import ttfs_chip
-from ptsnn.train.ttfs import encode_clip
 from ptsnn.train.ttfs_config import TTFSConfig
-
-RECORDING_FRAMES = 16  # frames an AEDAT4 recording is binned into (the training CLI's default clip length)
 
 
 @dataclass
@@ -34,36 +31,12 @@ class TTFSRunResult:
     max_spikes_per_neuron: int
 
 
-def read_sequence(path: Path, cfg: TTFSConfig) -> np.ndarray:
-    """``[T, C, H, W]`` float32 in [0, 1] from a frame folder (grey) or an ``.aedat4`` file (ON/OFF events)."""
-    from ptsnn.data.eye import recording_sequence
-
-    h, w = cfg.frame_size
-    if h != w:
-        raise InputError(f"{path}: the eye readers make square frames; the bundle expects {h}x{w}")
-    if path.is_dir():
-        from ptsnn.data.eye.see import _frame_files, _read_grey  # the SEE reader's own checks (gaps, corrupt images)
-
-        seq = np.stack([_read_grey(f, h) for f in _frame_files(path)])[:, None]
-        layout = "frame"
-    elif path.suffix.lower() == ".aedat4":
-        seq = recording_sequence(path, frames=RECORDING_FRAMES, size=h)
-        layout = "event"
-    else:
-        raise InputError(f"{path}: expected a folder of numbered frames or an .aedat4 recording")
-    if seq.shape[1] != cfg.frame_channels:
-        raise InputError(f"{path}: gives {seq.shape[1]} '{layout}' channel(s), the bundle's network takes "
-                         f"{cfg.frame_channels} per frame (train it with --set data.channels={layout})")
-    return seq
-
-
 def classify_sequences(bundle, paths: list[Path], backend: str = "fast", timeout_s: float = 600.0,
                        log_dir=None) -> list[TTFSRunResult]:
     graph = bundle.graph
     cfg = TTFSConfig.from_dict(graph.meta["config"])
-    x = torch.cat([encode_clip(torch.from_numpy(read_sequence(Path(p), cfg))[None], cfg) for p in paths])
-    q0 = torch.floor(x.double().clamp(0, cfg.input_max) * (cfg.steps_per_window / cfg.input_max) + 0.5)
-    payloads = ttfs_chip.payloads(graph, q0.clamp(0, cfg.steps_per_window).numpy().astype(np.int64))
+    q0 = grid_input(sequence_clips([Path(p) for p in paths], cfg).x, cfg)
+    payloads = ttfs_chip.payloads(graph, q0)
     r = graph.meta["readout"]
     if backend == "fast":
         run = simulate(graph, payloads, record_voltage=True)

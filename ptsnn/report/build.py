@@ -12,13 +12,16 @@ from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_write_bytes as atomic_write
 from ptsnn.report.collect import (
     ActivityCollector,
+    collect_from_backend,
     collect_from_chip,
     collect_from_runs,
+    dense_synapses,
     layer_kind,
 )
 from ptsnn.report.energy import COMPONENTS, HOPS_PER_MESSAGE, PAPER_PROFILE, native_energy, paper_estimate
 from ptsnn.report.host import host_report
 from ptsnn.report.metrics import compute_metrics
+from ptsnn.report.ttfs import is_ttfs, ttfs_section
 
 SCHEMA_VERSION = 2  # 2: profiles the graph does not fit move to ``not_fitting`` (no energy figures)
 ESTIMATES = ("native", "paper")
@@ -140,9 +143,11 @@ def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, esti
     totals = _totals(graph, activity, energies)
     classes = list(meta.get("classes") or [])
     inp = graph.inputs[0]
-    host = host_report(meta.get("frontend"), inp.size, inp.steps_per_frame,
-                       [u.payload_steps for u in activity.utterances],
-                       graph.accumulators[0].size if graph.accumulators else 0, cmos)
+    ttfs = is_ttfs(graph)
+    payload_steps = [u.payload_steps for u in activity.utterances]
+    # a TTFS inference is one clip: the host encodes it once (one "frame"), then divides the readout
+    host = host_report(meta.get("frontend"), inp.size, max(payload_steps) if ttfs else inp.steps_per_frame,
+                       payload_steps, _readout_size(graph), cmos)
     system = {}
     for name, e in energies.items():
         chip = e["energy"]["per_utterance_pj"]
@@ -178,7 +183,18 @@ def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, esti
         raster=dict(utterance=activity.raster_name),
         spike_counts=activity.spike_counts(),
     )
+    data["data"]["sample_unit"] = "inference" if ttfs else "utterance"
+    if ttfs:
+        data["ttfs"] = ttfs_section(graph, activity, data["profiles"])
     return Report(data, activity)
+
+
+def _readout_size(graph: ChipGraph) -> int:
+    """Classes the host divides by the readout scale: the Sigma readout, or a TTFS voltage readout."""
+    if graph.accumulators:
+        return graph.accumulators[0].size
+    r = (graph.meta or {}).get("readout") or {}
+    return int(graph.nodes()[r["population"]].size) if r.get("population") in graph.nodes() else 0
 
 
 def _stat(total: float, n: int, steps: int) -> dict:
@@ -209,10 +225,12 @@ def _layer_row(graph: ChipGraph, activity: ActivityCollector, node, energies: di
         edges = graph.incoming(node.name)
         graded = [graph.message_bits(e.source) > 0 for e in edges]
         syn, weights = sum(e.count() for e in edges), sum(e.weight.size for e in edges)
-        row.update(synapses=int(syn), weights=int(weights), sources=[e.source for e in edges],
+        potential = sum(dense_synapses(e) for e in edges)  # a conv's (position, tap) pairs, not its kernel
+        row.update(synapses=int(syn), weights=int(weights), dense_synapses=int(potential),
+                   sources=[e.source for e in edges],
                    input="graded" if all(graded) else "binary" if not any(graded) else "mixed",
-                   connection_sparsity=1.0 - syn / weights if weights else None,
-                   max_delay=max(int(e.delay.max(initial=0)) for e in edges))
+                   connection_sparsity=1.0 - syn / potential if potential else None,
+                   max_delay=max(int(e.max_delay) for e in edges))
         counters = ["input_events", "effective_macs", "effective_acs", "dense_ops", "membrane_updates",
                     "active_updates", "paper_macs", "paper_acs"]
         if isinstance(node, CubaPopulation):
@@ -265,10 +283,16 @@ def _totals(graph: ChipGraph, activity: ActivityCollector, energies: dict) -> di
 
 def report_bundle(bundle, payloads: list, names: list[str] | None = None, profiles=None, *,
                   estimate: str = "native", data_source: str | None = None, batch_size: int = 8,
-                  record_voltage: bool = True, hops: int = HOPS_PER_MESSAGE, progress=None) -> Report:
-    """Run payloads through the bundle's chip part on the fast simulator (voltages recorded) and report."""
+                  record_voltage: bool = True, hops: int = HOPS_PER_MESSAGE, progress=None,
+                  backend: str | None = None, **backend_options) -> Report:
+    """Run payloads through the bundle's chip part and report: on the fast simulator (voltages recorded), or
+    on the ``ptsnn.deploy.backends`` backend named ``backend`` (``fast``, ``lava``: needs a bundle folder)."""
     graph = bundle if isinstance(bundle, ChipGraph) else bundle.graph
-    activity = collect_from_chip(graph, payloads, names, record_voltage=record_voltage, batch_size=batch_size,
-                                 progress=progress)
-    return build_report(bundle, activity, profiles, estimate=estimate, data_source=data_source, backend="fast",
-                        hops=hops)
+    if backend is not None:
+        activity = collect_from_backend(bundle, payloads, names, backend=backend, batch_size=batch_size,
+                                        progress=progress, **backend_options)
+    else:
+        activity = collect_from_chip(graph, payloads, names, record_voltage=record_voltage, batch_size=batch_size,
+                                     progress=progress)
+    return build_report(bundle, activity, profiles, estimate=estimate, data_source=data_source,
+                        backend=backend or "fast", hops=hops)

@@ -13,22 +13,28 @@ Definitions (per utterance of ``T`` chip steps = payload steps + the graph's flu
 * **synaptic operations**, delivered inside the window: a source event at step ``t`` through an existing
   (non-zero) synapse with delay ``d`` is one operation at step ``t + 1 + d`` if that step is ``< T``.
   ``effective_macs`` when the source is graded (host payload, ``message_bits > 0``), ``effective_acs`` when
-  it is binary (spikes); ``dense_ops`` = every weight entry (zeros included) every step;
+  it is binary (spikes); ``dense_ops`` = every potential synapse (zero weights included) every step: a dense
+  group's weight entries; a convolution's (output position, kernel tap) pairs that land inside the input
+  grid (:func:`dense_synapses`), not kernel entries and not taps x every position;
 * **membrane updates** = neurons x steps (every neuron's state is updated each step); a neuron-step is
   **active** when at least one synaptic operation was delivered to that neuron in that step, **idle** otherwise;
 * **paper counts** (the usual SNN-paper estimate): ``paper_macs`` = every weight entry x steps of the layers
   fed by real values (graded payloads); ``paper_acs`` = sum over the source's spikes in the window of the
-  spiking neuron's fan-out (non-zero synapses), delivered or not.
+  spiking neuron's fan-out (non-zero synapses), delivered or not. A convolution's fan-out of a spike is the
+  number of (output position, non-zero tap) pairs it reaches (``ConvSynapses.fan_out``);
+* **fire-once populations** (TTFS, :class:`FireOncePopulation`): per utterance the most spikes of any
+  neuron (must be 1), the neurons that fired more than once or never, and a histogram of first-spike steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptsnn.chip.ir import Accumulator, ChipGraph, CubaPopulation, HostInput
-from ptsnn.chip.synapses import edge_input
+from ptsnn.chip.ir import Accumulator, ChipGraph, ConvSynapses, CubaPopulation, FireOncePopulation, HostInput
+from ptsnn.chip.synapses import conv2d_exact, edge_input
 from ptsnn.errors import InputError
 
 SATURATED_RATE = 0.9  # a neuron firing on more than 90 % of an utterance's steps is saturated (as in calibration)
@@ -40,6 +46,15 @@ POPULATION_COUNTERS = ("input_events", "effective_macs", "effective_acs", "dense
 ACCUMULATOR_COUNTERS = ("input_events", "effective_macs", "effective_acs", "dense_ops", "membrane_updates",
                         "active_updates", "paper_macs", "paper_acs")
 INPUT_COUNTERS = ("output_events",)
+
+
+def dense_synapses(e) -> int:
+    """Potential synapses of a group, zero weights included: a dense group's weight entries; for a
+    convolution the (output position, kernel tap) pairs inside the input grid (taps on padding are none)."""
+    if isinstance(e, ConvSynapses):
+        ones = np.ones((1, *e.in_shape), np.int64)
+        return int(conv2d_exact(ones, np.ones_like(e.weight), e.stride, e.padding, e.dilation, e.groups).sum())
+    return int(e.weight.size)
 
 
 def layer_kind(node) -> str:
@@ -116,11 +131,17 @@ class ActivityCollector:
     raster_name: str | None = None
     raster: dict[str, np.ndarray] | None = None  # the first utterance's spikes {population: [T, N] bool}
     raster_payload: np.ndarray | None = None
+    first_spike_steps: dict[str, np.ndarray] = field(default_factory=dict)  # fire-once: neurons per first step
+    max_spikes: dict[str, int] = field(default_factory=dict)  # fire-once: most spikes of a neuron in one utterance
 
     def __post_init__(self):
         g = self.graph
         self._nnz_per_column = {e.name: e.fan_out() for e in g.synapses}
         self._mask = {e.name: (e.weight != 0).astype(np.int64) for e in g.synapses}
+        # deliveries are counted through the 0/1 mask with no exponent (a shifted mask would count 2^exp ops)
+        self._counting = {e.name: e if isinstance(e, ConvSynapses) or e.weight_exp == 0
+                          else dataclasses.replace(e, weight=self._mask[e.name], weight_exp=0) for e in g.synapses}
+        self._dense = {e.name: dense_synapses(e) for e in g.synapses}
         self.neuron_spikes = {p.name: np.zeros(p.size, np.int64) for p in g.populations}
 
     # ------------------------------------------------------------------------------------------- adding
@@ -154,14 +175,15 @@ class ActivityCollector:
             for e in g.incoming(node.name):
                 src = acts[e.source] != 0  # [T, N_in]
                 # ops per (step, target neuron): the edge's own delivery through the 0/1 mask of its synapses
-                delivered = edge_input(e, src[:, None], graded=False, weight=self._mask[e.name])[:, 0]
+                delivered = edge_input(self._counting[e.name], src[:, None], graded=False,
+                                       weight=self._mask[e.name])[:, 0]
                 ops = int(delivered.sum())
                 c["input_events"] += int(src.sum())
-                c["dense_ops"] += int(e.weight.size) * steps
+                c["dense_ops"] += self._dense[e.name] * steps
                 arrivals += delivered
                 if g.message_bits(e.source) > 0:
                     c["effective_macs"] += ops
-                    c["paper_macs"] += int(e.weight.size) * steps
+                    c["paper_macs"] += self._dense[e.name] * steps
                 else:
                     c["effective_acs"] += ops
                     c["paper_acs"] += int(src.sum(axis=0).astype(np.int64) @ self._nnz_per_column[e.name])
@@ -173,6 +195,8 @@ class ActivityCollector:
                 c["output_spikes"] = int(per_neuron.sum())
                 c["saturated_neurons"] = int((per_neuron > SATURATED_RATE * steps).sum())
                 self.neuron_spikes[node.name] += per_neuron
+                if isinstance(node, FireOncePopulation):
+                    self._fire_once(node.name, s, per_neuron, c)
                 if voltages is not None and node.name in voltages:
                     hist = self.histograms.setdefault(node.name, VoltageHistogram.empty(node.vth << 6))
                     hist.add(_window(np.asarray(voltages[node.name], np.int64), steps, node.size, name), s)
@@ -184,6 +208,18 @@ class ActivityCollector:
         counts = UtteranceCounts(name, int(steps), payload_steps, layers)
         self.utterances.append(counts)
         return counts
+
+    def _fire_once(self, name: str, s: np.ndarray, per_neuron: np.ndarray, c: dict) -> None:
+        c["multi_spike_neurons"] = int((per_neuron > 1).sum())
+        c["never_spiked_neurons"] = int((per_neuron == 0).sum())
+        self.max_spikes[name] = max(self.max_spikes.get(name, 0), int(per_neuron.max(initial=0)))
+        first = np.where(per_neuron > 0, s.argmax(axis=0), -1)
+        hist = np.bincount(first[first >= 0], minlength=s.shape[0]).astype(np.int64)
+        old = self.first_spike_steps.get(name, np.zeros(0, np.int64))
+        if len(old) < len(hist):
+            old = np.pad(old, (0, len(hist) - len(old)))
+        old[: len(hist)] += hist
+        self.first_spike_steps[name] = old
 
     # ------------------------------------------------------------------------------------------ results
     @property
@@ -231,6 +267,31 @@ def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None 
             collector.add(names[start + i], payloads[start + i], {k: v[i, :s] for k, v in run.spikes.items()},
                           volts, steps=int(s))
         start += len(steps)
+    return collector
+
+
+def collect_from_backend(bundle, payloads: list, names: list[str] | None = None, *, backend: str = "fast",
+                         batch_size: int = 8, progress=None, **options) -> ActivityCollector:
+    """Run payloads (``[steps_i, F]``, or ``{input: [steps_i, size]}`` for graphs with several host inputs)
+    through a ``ptsnn.deploy.backends`` backend in batches and count every utterance (voltages when the
+    backend records them: the fast one does)."""
+    from ptsnn.deploy.backends import chip_steps, get_backend
+
+    names = list(names) if names is not None else [f"utt{i}" for i in range(len(payloads))]
+    if len(names) != len(payloads):
+        raise InputError(f"{len(payloads)} payloads but {len(names)} names")
+    engine = get_backend(backend, record_voltage=True, **options)
+    engine.check()
+    collector = ActivityCollector(bundle.graph)
+    for start in range(0, len(payloads), batch_size):
+        chunk = payloads[start:start + batch_size]
+        if progress:
+            progress(f"running samples {start + 1}-{start + len(chunk)} of {len(payloads)} on {backend}")
+        run = engine.run(bundle, chunk)
+        for i, s in enumerate(chip_steps(bundle, chunk)):
+            volts = {k: v[i, :s] for k, v in run.voltages.items()} if run.voltages is not None else None
+            collector.add(names[start + i], chunk[i], {k: v[i, :s] for k, v in run.spikes.items()}, volts,
+                          steps=int(s))
     return collector
 
 

@@ -35,6 +35,18 @@ PAPER_PROFILE = "cmos45nm"
 PTS_SNN_REFERENCE = dict(
     energy_mj=0.35, what="PTS-SNN inference energy per sample (SNN part), as published",
     source="Su, Wang, Zhang, arXiv 2602.08240 (2026), abstract; almost certainly the 45 nm convention")
+# TNAS-ER's deployed figures: measured on the authors' hardware (reportedly a TTFS accelerator, unconfirmed),
+# for their network and data; shown next to this network's estimates, never used in them.
+TNAS_ER_REFERENCE = dict(
+    energy_mj=50.0, latency_ms=48.0,
+    what="TNAS-ER on neuromorphic hardware, per inference, as published (48 ms, 0.05 J)",
+    source="Liu et al., arXiv 2512.02459 (Dec 2025); hardware reportedly a TTFS accelerator (unconfirmed); "
+           "their network and eye data, not this one")
+
+
+def published_reference(graph: ChipGraph) -> dict:
+    """The published figure a model's estimates are shown next to: TNAS-ER for TTFS graphs, else PTS-SNN."""
+    return dict(TNAS_ER_REFERENCE if (graph.meta or {}).get("model_kind") == "ttfs" else PTS_SNN_REFERENCE)
 
 
 def field_use(profile, path: str) -> dict | None:
@@ -188,5 +200,5 @@ def paper_estimate(graph: ChipGraph, activity: ActivityCollector, profile) -> di
                 "energy.ac_pj x sum over spikes of the neuron's fan-out (layers fed by spikes)",
         real_valued_layers=first, fields=[mac, ac], uses_proxy=mac["proxy"] or ac["proxy"],
         macs_per_utterance=macs, acs_per_utterance=acs, per_utterance_pj=total, per_utterance_mj=total / 1e9,
-        layers=layers, reference=dict(PTS_SNN_REFERENCE),
+        layers=layers, reference=published_reference(graph),
         note="arithmetic only (no memory, no neuron updates, no traffic), on the quantized chip graph's spikes")

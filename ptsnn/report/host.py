@@ -32,6 +32,9 @@ def host_stages(frontend_spec: dict | None, feature_dim: int) -> tuple[list[dict
     spec = dict(frontend_spec or {})
     if not spec:  # a bundle converted from NIR: the chip input is given directly, nothing runs on the host
         return [], False, "no host part (converted from a NIR graph: the chip input is given directly)"
+    if spec.get("kind") == "ttfs_clip":
+        return ttfs_host_stages(spec, feature_dim), True, ("TTFS host part, once per inference (one clip): clip "
+                                                          "encoding, input quantization; the timing pattern is fixed")
     stages = []
     counted = spec.get("kind") == "fbank"
     if counted:
@@ -69,6 +72,21 @@ def host_stages(frontend_spec: dict | None, feature_dim: int) -> tuple[list[dict
         _stage("quantize: round(levels x)", mults=f, other=f),
     ]
     return stages, counted, note
+
+
+def ttfs_host_stages(spec: dict, inputs: int) -> list[dict]:
+    """Per clip: the ON/OFF differences of the sampled frames (one subtraction and two clamps per pixel and
+    difference; ``stack`` takes the frames as they are), then ``q0 = floor(x K / input_max + 1/2)`` clipped."""
+    pixels = int(spec.get("frame_channels", 1)) * int(spec.get("frame_height", 1)) * int(spec.get("frame_width", 1))
+    diffs = max(int(spec.get("frames_per_clip", 1)) - 1, 0)
+    stages = []
+    if spec.get("encoding") == "onoff" and diffs:
+        stages.append(_stage("clip encoding: ON/OFF frame differences", adds=pixels * diffs, other=2 * pixels * diffs,
+                             note=f"{diffs} difference(s) of {pixels} values, each split into relu(d) and relu(-d)"))
+    stages.append(_stage("quantize: clip, q0 = floor(x K / input_max + 1/2)", mults=inputs, adds=inputs,
+                         other=2 * inputs, note=f"{inputs} inputs; clamp and floor not costed"))
+    stages.append(_stage("timing spike pattern", note="fixed per architecture: no arithmetic"))
+    return stages
 
 
 def host_report(frontend_spec: dict | None, feature_dim: int, steps_per_frame: int, payload_steps: list[int],

@@ -1,4 +1,5 @@
-"""What a report runs on: host payloads from the synthetic test split or a folder, through ``host.onnx``."""
+"""What a report runs on: host payloads from the synthetic test split or a folder, through ``host.onnx``; for
+TTFS bundles eye clips (``ttfs_payloads``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ def report_payloads(bundle, data: str = "synthetic", limit: int = 8, max_frames:
     from ptsnn.deploy.bundle_io import HostRunner
     from ptsnn.frontend.sources import load_utterances
 
+    if (bundle.manifest or {}).get("model_kind") == "ttfs":
+        return ttfs_payloads(bundle, data, limit)
     host = HostRunner(bundle)
     if host.direct is not None and data == "synthetic":  # NIR import: seeded random input spike trains
         from ptsnn.deploy.direct_input import synthetic_spike_inputs
@@ -35,3 +38,15 @@ def report_payloads(bundle, data: str = "synthetic", limit: int = 8, max_frames:
             raise InputError(f"{name}: features of shape {x.shape}, expected [frames, {host.feature_dim}]")
         payloads.append(host(x))
     return payloads, names, labels
+
+
+def ttfs_payloads(bundle, data: str = "synthetic-eye", limit: int = 8):
+    """TTFS bundles: ``synthetic-eye``, ``see:PATH``, a sequence folder or an ``.aedat4`` recording
+    (``deploy.ttfs_inputs``, the input source of ``ptsnn run`` and ``ptsnn verify``) -> one ``{input, timing}``
+    spike payload per clip."""
+    from ptsnn.deploy.ttfs_inputs import bundle_clips, bundle_config, grid_input, sample_payloads
+
+    clips = bundle_clips(bundle, "synthetic-eye" if data == "synthetic" else data, limit)
+    q0 = grid_input(clips.x, bundle_config(bundle))
+    labels = None if clips.labels is None else [int(v) for v in clips.labels]
+    return sample_payloads(bundle.graph, q0), clips.names, labels

@@ -14,7 +14,7 @@ def header_lines(data: dict) -> list[str]:
     b, d = data["bundle"], data["data"]
     lines = [f"bundle: {b['path'] or '(chip graph)'} (converted for {b['converted_for'] or '-'}; front end "
              f"{b['frontend'] or '-'}; {b['flush_steps']} flush steps; graded input {b['input_message_bits']} bits)",
-             f"data: {d['source'] or '-'}, {d['utterances']} utterance(s), {d['mean_steps']:.1f} chip steps each "
+             f"data: {d['source'] or '-'}, {d['utterances']} {d.get('sample_unit', 'utterance')}(s), {d['mean_steps']:.1f} chip steps each "
              f"on average, backend {d['backend']}",
              f"estimate view: {data['estimate']['view']}; schema_version {data['schema_version']}; "
              f"{data['generator']['name']} {data['generator']['version']}"]

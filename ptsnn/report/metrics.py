@@ -12,8 +12,9 @@ Where the chip IR forces a choice, the class says it (docs/report.md lists every
 from __future__ import annotations
 
 import abc
-
 from typing import ClassVar
+
+import numpy as np
 
 from ptsnn.chip.ir import ChipGraph
 from ptsnn.report.collect import ActivityCollector
@@ -58,7 +59,7 @@ class Footprint(StaticMetric):
         total = 0
         for e in graph.synapses:
             total += e.weight.size * WEIGHT_BYTES
-            if e.delay.size and e.delay.max() > 0:
+            if e.max_delay > 0:  # conv groups have no delays
                 total += e.delay.size * DELAY_BYTES
         for p in graph.populations:
             total += p.bias.size * BIAS_BYTES + NEURON_PARAMS * NEURON_PARAM_BYTES
@@ -77,11 +78,12 @@ class ParameterCount(StaticMetric):
 class ConnectionSparsity(StaticMetric):
     name = "ConnectionSparsity"
     unit = "fraction"
-    definition = "zero weights / weights, over every synapse group of the chip graph"
+    definition = ("zero weights / weights, over the weight entries (parameters) of every synapse group of the "
+                  "chip graph (a convolution counts its kernel once)")
 
     def __call__(self, graph: ChipGraph) -> float:
         total = sum(e.weight.size for e in graph.synapses)
-        zeros = sum(e.weight.size - e.count() for e in graph.synapses)
+        zeros = sum(int(np.count_nonzero(e.weight == 0)) for e in graph.synapses)  # parameters (a conv: its kernel)
         return float(zeros / total) if total else 0.0
 
 
@@ -101,7 +103,8 @@ class SynapticOperations(WorkloadMetric):
     name = "SynapticOperations"
     unit = "operations per utterance"
     definition = ("Effective_MACs: non-zero graded input x non-zero weight products; Effective_ACs: spikes x "
-                  "non-zero fan-out; both as delivered inside the utterance's steps; Dense: every weight entry "
+                  "non-zero fan-out; both as delivered inside the utterance's steps; Dense: every potential "
+                  "synapse (zero weights included; a convolution's (output position, tap) pairs inside the input) "
                   "every step; mean per utterance")
 
     def __call__(self, graph: ChipGraph, activity: ActivityCollector) -> dict[str, float]:

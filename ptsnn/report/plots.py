@@ -19,6 +19,7 @@ PLOT_TITLES = {
     "firing_rate": "Firing rate per layer",
     "voltage_histograms": "Membrane potential per layer, in units of the threshold",
     "energy": "Energy per utterance by component and profile",
+    "first_spike_times": "TTFS: first-spike times per layer, within each layer's window",
 }
 COMPONENT_LABELS = {"synaptic_ops": "synaptic operations", "neuron_updates": "neuron updates",
                     "spike_traffic": "spike traffic"}
@@ -184,6 +185,36 @@ def energy_plot(data: dict) -> bytes:
     return _png(fig)
 
 
+def first_spike_plot(ttfs: dict) -> bytes:
+    """One panel per fire-once layer: neurons per first-spike offset in the window (0 = t_min, K = t_max,
+    the forced spike), with the grid activation q = K - offset on the top axis."""
+    layers = ttfs["layers"]
+    k = ttfs["steps_per_window"]
+    cols = min(3, max(len(layers), 1))
+    rows = math.ceil(max(len(layers), 1) / cols)
+    fig = _figure(4.2 * cols, 3.0 * rows + 0.8)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(layers):]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, layers):
+        h = r["first_spike"]
+        counts = np.asarray(h["counts"], np.float64)
+        share = 100.0 * counts / max(counts.sum(), 1)
+        colors = ["#4c72b0"] * k + ["#dd8452"]
+        ax.bar(h["offsets"], share, width=0.85, color=colors)
+        ax.set_xlim(-0.6, k + 0.6)
+        ax.set_xlabel(f"first-spike step - window start (window {r['window'][0]}..{r['window'][1]})")
+        ax.set_ylabel("neurons x inferences (%)")
+        top = ax.secondary_xaxis("top", functions=(lambda x, k=k: k - x, lambda q, k=k: k - q))
+        top.set_xlabel("activation q", fontsize=7)
+        outside = h["early"] + h["late"]
+        ax.set_title(f"{r['name']} ({r['kind']}): max {r['max_spikes_per_neuron']} spike(s)/neuron"
+                     + (f", {outside} outside" if outside else ""), fontsize=9,
+                     color="#222" if r["fire_once_ok"] else "#c44e52")
+    fig.suptitle(f"First-spike times per layer (K = {k}; orange: forced spike at t_max, activation 0)")
+    return _png(fig)
+
+
 def render_all(report) -> dict[str, bytes]:
     data, activity = report.data, report.activity
     images = {}
@@ -193,4 +224,6 @@ def render_all(report) -> dict[str, bytes]:
     if data.get("voltage_histograms"):
         images["voltage_histograms"] = voltage_plot(data["voltage_histograms"])
     images["energy"] = energy_plot(data)
+    if data.get("ttfs") and data["ttfs"]["layers"]:
+        images["first_spike_times"] = first_spike_plot(data["ttfs"])
     return images

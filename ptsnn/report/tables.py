@@ -103,8 +103,9 @@ def report_tables(data: dict) -> list[Table]:
         rows,
         [f"* uses numbers marked proxy (borrowed, estimated or unconfirmed): see the field tables below. {NA} = "
          "not modelled: the profile has no figure for that component.",
-         "chip = the SNN part on the chip only; host = front end + LayerNorm + tanh + quantization on a CPU "
-         f"({host['profile']}); system = both. Mean over {data['data']['utterances']} utterance(s), "
+         "chip = the SNN part on the chip only; host = " + ("clip encoding + input quantization" if "ttfs" in data
+                                                              else "front end + LayerNorm + tanh + quantization") +
+         f" on a CPU ({host['profile']}); system = both. Mean over {data['data']['utterances']} utterance(s), "
          f"{fmt(data['data']['mean_steps'])} steps each.",
          *[f"{name} {does_not_fit(u)} ({u['message']}); no energy figures for a profile the model cannot be "
            "mapped to (the design rules of ptsnn-convert --target)." for name, u in unfit.items()]]))
@@ -258,8 +259,56 @@ def report_tables(data: dict) -> list[Table]:
     rows.append([f"total per utterance ({fmt(host['frames_per_utterance'])} frames + readout division)",
                  fmt(pu["macs"]), fmt(pu["adds"]), fmt(pu["mults"]), fmt(pu["other"]),
                  fmt(host["per_utterance_pj"]), ""])
-    tables.append(Table("host", f"Host part (not on the chip), energy under {host['profile']}",
+    tables_host = Table("host", f"Host part (not on the chip), energy under {host['profile']}",
                         ["stage", "MACs", "adds", "multiplies", "other ops", "pJ (per frame; last row per utterance)", "note"], rows,
                         total_rows=[len(rows) - 2, len(rows) - 1], notes=[host["note"] + ".", host["formula"] + "; " + "; ".join(
-                            f"{f['path']} = {fmt(f['value'])} {f['unit']}: {f['source']}" for f in host["fields"])]))
+                            f"{f['path']} = {fmt(f['value'])} {f['unit']}: {f['source']}" for f in host["fields"])])
+    tables.append(tables_host)
+    if data.get("ttfs"):
+        tables[1:1] = ttfs_tables(data)
+    unit = data["data"].get("sample_unit", "utterance")
+    if unit != "utterance":  # a TTFS inference is one clip, not an utterance
+        for t in tables:
+            t.title, t.columns = t.title.replace("utterance", unit), [c.replace("utterance", unit) for c in t.columns]
+            t.notes = [n.replace("utterance", unit) for n in t.notes]
     return tables
+
+
+def ttfs_tables(data: dict) -> list[Table]:
+    """Fire-once check and first-spike times per layer; latency and energy next to TNAS-ER's published."""
+    t = data["ttfs"]
+    k = t["steps_per_window"]
+    rows = []
+    for r in t["layers"]:
+        h = r["first_spike"]
+        rows.append([r["name"], r["kind"], f"{r['window'][0]}..{r['window'][1]}", fmt(r["neurons"]),
+                     fmt(r["spikes"]), fmt(r["spikes_per_neuron"]), fmt(r["max_spikes_per_neuron"]),
+                     fmt(r["multi_spike_neurons"]), fmt(r["never_spiked_neurons"]),
+                     DASH if r["mean_activation"] is None else fmt(r["mean_activation"], 3),
+                     pct(r["forced_share"]), fmt(h["early"] + h["late"]),
+                     "ok" if r["fire_once_ok"] else "VIOLATION: a neuron fired more than once"])
+    out = [Table("ttfs_spikes", f"TTFS: spikes per neuron and first-spike times per layer (K = {k})",
+                 ["layer", "kind", "window (steps)", "neurons", "spikes", "spikes / neuron / inference",
+                  "most spikes of one neuron", "(inference, neuron) > 1 spike", "never spiked",
+                  "mean activation q", "forced spikes (q = 0)", "outside window", "fire once"], rows,
+                 [f"Each fire-once neuron must spike at most once per inference (checked over "
+                  f"{data['data']['utterances']} inference(s)); the forced spike at the window's end makes it "
+                  "exactly once. Activation q = K - (first-spike step - window start): q = K at t_min, 0 for the "
+                  "forced spike at t_max. Histograms: plots/first_spike_times.png."
+                  + ("" if t["fire_once_ok"] else " FIRE-ONCE VIOLATED in: " + ", ".join(t["violations"]) + ".")])]
+    ref = t["reference"]
+    rows = [[f"published: {ref['what']}", fmt(ref["latency_ms"]), fmt(ref["energy_mj"]), DASH, ref["source"]]]
+    for c in t["comparison"]:
+        rows.append([f"this network, chip part under {c['profile']} (native estimate)",
+                     DASH if c["latency_ms"] is None else fmt(c["latency_ms"]) + proxy_mark(c["latency_proxy"]),
+                     NA if c["energy_mj"] is None else fmt(c["energy_mj"]) + proxy_mark(c["energy_proxy"]),
+                     fmt(c["steps"]), "latency: " + c["latency_from"]
+                     + ("; energy not modelled: " + ", ".join(c["not_modelled"]) if c["not_modelled"] else "")])
+    paper = data["estimate"]["paper"]
+    if paper is not None:
+        rows.append(["this network, paper-style estimate (45 nm: E_MAC x MACs + E_AC x ACs)", DASH,
+                     fmt(paper["per_utterance_mj"]), DASH, "energy.mac_pj, energy.ac_pj of " + paper["profile"]])
+    out.append(Table("ttfs_reference", "TTFS: latency and energy per inference next to TNAS-ER's published figures",
+                     ["estimate", "latency ms", "energy mJ", "chip steps", "from"], rows,
+                     [t["note"] + ". * = uses proxy figures (borrowed, estimated or unconfirmed)."]))
+    return out
