@@ -278,6 +278,10 @@ def test_cli_search_export_convert_and_train_arch(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert manifest["model_kind"] == "ttfs"
+    # the candidate's data options travel in its checkpoint: verify rebuilds the same clips, chain exact
+    r = _ptsnn("verify", str(tmp_path / "bundle"), "-c", str(ckpt), "--data", "synthetic-eye", "--lava", "0",
+               "--limit", "4")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     # a tampered checkpoint is refused
     bad = out / front["candidates"][0]["checkpoint"]
     bad.write_bytes(bad.read_bytes() + b"\0")

@@ -261,8 +261,7 @@ class Objective:
             config = self.family.build(params, self.space.fixed)
         except InputError as exc:
             self._infeasible(trial, [Infeasible("config", "-", str(exc))], "build", log)
-        cfg_dict = config.to_dict() if hasattr(config, "to_dict") else config
-        trial.set_user_attr("config", cfg_dict)
+        trial.set_user_attr("config", _plain_config(config))
         found = self.family.check(config, self.profile)
         if found:
             self._infeasible(trial, found, "before training", log)
@@ -294,6 +293,17 @@ class Objective:
         log("objectives: " + ", ".join(f"{n} {v:.6g}" for (n, _), v in zip(self.space.objectives, objectives))
             + f"; train {ev.train_seconds:.1f} s, convert {ev.convert_seconds:.1f} s")
         return objectives
+
+
+def _plain_config(config) -> Any:
+    """The config as JSON values for the study (``to_dict()``, a dataclass, or already plain)."""
+    import dataclasses
+
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(config, default=str))
 
 
 # --------------------------------------------------------------------------------------------- workers

@@ -65,27 +65,29 @@ def summarize(study, space: SearchSpace, storage: str) -> tuple[dict, dict]:
 
 
 def pareto_plot(rows: list[dict], front: list[dict], cost: str, label: str) -> bytes | None:
-    """WAR and UAR (%) against one cost: every complete trial in grey, the front's candidates labelled."""
+    """WAR and UAR (%) against one cost, one panel each: every complete trial in grey, the front's candidates
+    (non-dominated over all objectives) in colour, labelled by trial number."""
     from ptsnn.report.plots import _figure, _png
 
     pts = [r for r in rows if r.get("state") == "COMPLETE" and isinstance(r.get("costs", {}).get(cost), (int, float))]
     if not pts:
         return None
-    fig = _figure(7, 4.5)
-    ax = fig.subplots()
-    for metric, color, marker in (("war", "#4c72b0", "o"), ("uar", "#c44e52", "s")):
-        ax.scatter([r["costs"][cost] for r in pts], [100 * r[metric] for r in pts], s=18, color="#bbbbbb", marker=marker)
-        on = [r for r in front if isinstance(r.get("costs", {}).get(cost), (int, float))]
-        ax.scatter([r["costs"][cost] for r in on], [100 * r[metric] for r in on], s=40, color=color, marker=marker,
-                   label=f"{metric.upper()} (front)")
+    on = [r for r in front if isinstance(r.get("costs", {}).get(cost), (int, float))]
+    fig = _figure(10, 4.2)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (metric, color) in zip(axes, (("war", "#4c72b0"), ("uar", "#c44e52"))):
+        ax.scatter([r["costs"][cost] for r in pts], [100 * r[metric] for r in pts], s=16, color="#bbbbbb",
+                   label="trial")
+        ax.scatter([r["costs"][cost] for r in on], [100 * r[metric] for r in on], s=40, color=color,
+                   label="Pareto front (all objectives)")
         for r in on:
             ax.annotate(str(r["trial"]), (r["costs"][cost], 100 * r[metric]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(label)
-    ax.set_ylabel("recall on the validation split (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("trials (grey) and the Pareto front (numbers: trial)", fontsize=9)
+        ax.set_xlabel(label)
+        ax.set_title(f"{metric.upper()} on the validation split", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("recall (%)")
     return _png(fig)
 
 

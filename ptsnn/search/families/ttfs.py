@@ -67,6 +67,15 @@ def _dataset(key: tuple):
         raise InputError(f"fixed data options: {exc}") from None
 
 
+def _loader_options(data: dict) -> dict:
+    """The checkpoint's ``data_options`` as ``ptsnn train`` writes them (``spec`` + load_eye_dataset keywords),
+    which ``ptsnn verify --data`` reads back to rebuild the same data."""
+    opts = {k: v for k, v in data.items() if k != "data"}
+    if "data_seed" in opts:
+        opts["seed"] = opts.pop("data_seed")
+    return dict(spec=data["data"], **opts)
+
+
 def _data_options(fixed: dict) -> dict:
     return {**DATA_DEFAULTS, **{k: fixed[k] for k in DATA_KEYS if k in fixed}}
 
@@ -185,7 +194,7 @@ class TTFSFamily:
         t0 = time.perf_counter()
         result = train_ttfs(ds, config.ttfs, out_dir, epochs=int(budget["epochs"]), lr=float(budget["lr"]),
                             batch=int(budget["batch"]), seed=seed, progress=log,
-                            data_options=dict(config.data, train_subset=float(budget["train_subset"])))
+                            data_options=_loader_options(config.data))
         t1 = time.perf_counter()
         log("converting: grid form -> chip IR -> design rules -> fast-simulator costs")
         grid, _, _ = load_integer(result.checkpoint)  # reads back what ptsnn-convert will read
