@@ -257,8 +257,11 @@ def test_infeasible_candidate_is_recorded_with_its_rule_and_never_trained(tmp_pa
         trial_dir = out / "trials" / str(r["trial"])
         assert not list(trial_dir.glob("*.pt")) and "epoch" not in (trial_dir / "log.txt").read_text()
     assert front["infeasible_by_rule"] == {"capacity": 2} and front["candidates"] == []
-    r = _ptsnn("search", "export", str(out), "--trial", "0", "--out", str(tmp_path / "x.pt"))
-    assert r.returncode == 2 and "infeasible: capacity" in r.stderr and "Traceback" not in r.stderr
+    from ptsnn.search.export import export_checkpoint
+
+    with pytest.raises(InputError, match="infeasible: capacity"):
+        export_checkpoint(out, 0, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 
 # ------------------------------------------------------------------------------------------ CLI, export
@@ -285,8 +288,11 @@ def test_cli_search_export_convert_and_train_arch(tmp_path):
     # a tampered checkpoint is refused
     bad = out / front["candidates"][0]["checkpoint"]
     bad.write_bytes(bad.read_bytes() + b"\0")
-    r = _ptsnn("search", "export", str(out), "--trial", str(n), "--out", str(tmp_path / "y.pt"))
-    assert r.returncode == 2 and "sha256" in r.stderr and not (tmp_path / "y.pt").exists()
+    from ptsnn.search.export import export_checkpoint
+
+    with pytest.raises(InputError, match="sha256 differs"):
+        export_checkpoint(out, n, tmp_path / "y.pt")
+    assert not (tmp_path / "y.pt").exists()
     # the chosen architecture trained as a TTFS model
     r = _ptsnn("train", "--model", "ttfs", "--arch", f"{out / 'front.json'}#{n}", "--out", str(tmp_path / "full"),
                "--epochs", "1", "-q", "--set", "data.subjects=6", "--set", "data.takes=1", "--set", "data.frames=4",
@@ -294,8 +300,11 @@ def test_cli_search_export_convert_and_train_arch(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     stored = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert stored["steps_per_window"] == front["candidates"][0]["architecture"]["steps_per_window"]
-    r = _ptsnn("train", "--model", "ttfs", "--arch", f"{out / 'front.json'}#999", "--out", str(tmp_path / "none"))
-    assert r.returncode == 2 and "no trial 999" in r.stderr and "Traceback" not in r.stderr
+    from ptsnn.train.ttfs_arch import read_architecture
+
+    with pytest.raises(InputError, match="no trial 999"):
+        read_architecture(f"{out / 'front.json'}#999")
+    assert read_architecture(f"{out}#{n}") == front["candidates"][0]["architecture"]
 
 
 def test_bad_arch_files_are_one_line_errors(tmp_path):

@@ -56,13 +56,16 @@ def search(
     load_profile(sp.options.profile)  # a bad profile fails before any study is made
     url = storage or default_storage(out)
     total = trials or sp.options.trials
-    if quiet:
-        result = run_search(sp, out, trials=total, workers=workers, storage_url=url, heartbeat_s=heartbeat)
-    else:
-        with _Progress(total) as progress:
-            result = run_search(sp, out, trials=total, workers=workers, storage_url=url, heartbeat_s=heartbeat,
-                                on_progress=progress.update)
-    front = write_outputs(result, sp, out, describe_storage(url))
+    from ptsnn.fileio import output_folder
+
+    with output_folder(out):  # a search that cannot start leaves no empty OUT behind
+        if quiet:
+            result = run_search(sp, out, trials=total, workers=workers, storage_url=url, heartbeat_s=heartbeat)
+        else:
+            with _Progress(total) as progress:
+                result = run_search(sp, out, trials=total, workers=workers, storage_url=url, heartbeat_s=heartbeat,
+                                    on_progress=progress.update)
+        front = write_outputs(result, sp, out, describe_storage(url))
     if not quiet:
         _print_front(front, out)
 
