@@ -319,3 +319,19 @@ def test_bad_arch_files_are_one_line_errors(tmp_path):
         read_architecture(str(p))
     p.write_text('{"model_kind": "ttfs", "architecture": {"dense": [4], "steps_per_window": 4}}')
     assert read_architecture(str(p)) == {"dense": [4], "steps_per_window": 4}
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_exported_candidate_runs_bit_exactly_in_lava(tmp_path):
+    space, out = _space_file(tmp_path), tmp_path / "run"
+    _, front = _run(space, out, trials=1)
+    ckpt = tmp_path / "cand.pt"
+    r = _ptsnn("search", "export", str(out), "--trial", str(front["candidates"][0]["trial"]), "--out", str(ckpt))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "ptsnn.cli.convert_cmd", str(ckpt), "--target", "loihi2", "--out",
+                        str(tmp_path / "bundle")], capture_output=True, text=True, timeout=300, env=ENV)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _ptsnn("verify", str(tmp_path / "bundle"), "-c", str(ckpt), "--data", "synthetic-eye", "--lava", "1",
+               "--limit", "2", timeout=600)
+    assert r.returncode == 0 and "== Lava" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -49,8 +49,10 @@ class Evaluation:
 class Family(Protocol):
     """Optional members the engine uses when present: ``per_layer`` ({depth parameter: [per-layer parameter
     names]}: ``conv_kernel`` under ``conv_layers`` is sampled as ``conv0_kernel``, ``conv1_kernel``, ... up
-    to the sampled depth) and ``check_fixed(fixed)`` (raises ``InputError`` for an unknown or bad ``[fixed]``
-    key when the space file is read, before any trial)."""
+    to the sampled depth), ``defaults`` ({parameter: value}: the depth used when it is neither sampled nor
+    fixed), ``check_fixed(fixed)`` (raises ``InputError`` for an unknown or bad ``[fixed]`` key when the space
+    file is read, before any trial). A config with ``to_dict()`` is stored through it (else a dataclass's
+    fields, else the value itself, as JSON)."""
 
     name: str  # "ttfs" | "ptssnn"
 

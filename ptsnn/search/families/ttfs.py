@@ -148,6 +148,9 @@ class TTFSFamily:
         data = fixed.get("data", DATA_DEFAULTS["data"])
         if not isinstance(data, str) or not (data == "synthetic-eye" or (data.startswith("see:") and len(data) > 4)):
             raise InputError(f"fixed.data: expected 'synthetic-eye' or 'see:PATH', not {data!r}")
+        for key in DATA_KEYS:
+            if key in fixed and not isinstance(fixed[key], (str, int, float, bool)):
+                raise InputError(f"fixed.{key}: expected a single value, not {fixed[key]!r}")
         for key in ("frames", "size", "subjects", "takes", "data_seed"):
             v = fixed.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
