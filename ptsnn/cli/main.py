@@ -39,6 +39,7 @@ def _register_optional() -> None:
 
     app.command("train")(train)
     app.add_typer(model_app, name="model", help="Inspect model configurations: summary.")
+    app.add_typer(__import__("ptsnn.cli.search_cmd", fromlist=["search_app"]).search_app, name="search")
 
 
 _register_optional()

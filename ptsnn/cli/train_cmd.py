@@ -43,13 +43,19 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     model: Annotated[str, typer.Option("--model", help="ptssnn (speech) or ttfs (eye data: --data synthetic-eye "
                                                        "or see:PATH)")] = "ptssnn",
+    arch: Annotated[Optional[str], typer.Option(
+        "--arch", metavar="RUN/front.json#N|arch.json",
+        help="TTFS architecture from a search (trial N of RUN/front.json) or an architecture JSON file; "
+             "--set ttfs.* still overrides its fields")] = None,
 ) -> None:
     """Train PTS-SNN (or, with --model ttfs, a TTFS network on eye data): float training with early stopping
     on validation UA (on the training loss with --valid-split none), then (--qat) quantization-aware
     fine-tuning. Writes OUT/float.pt, OUT/qat.pt and OUT/metrics.json (per fold: OUT/fold<N>/); TTFS:
     OUT/ttfs.pt and OUT/metrics.json."""
     if model == "ttfs":
-        return _train_ttfs(out, data, overrides or [], epochs, seed, quiet)
+        return _train_ttfs(out, data, overrides or [], epochs, seed, quiet, arch)
+    if arch is not None:
+        raise InputError("--arch takes a TTFS architecture: use it with --model ttfs")
     if model != "ptssnn":
         raise InputError(f"--model {model!r}: choose ptssnn or ttfs")
     from ptsnn.data.corpora import load_corpus
@@ -113,7 +119,7 @@ def _parse_ttfs_overrides(items: list[str]) -> dict:
     return tables
 
 
-def _train_ttfs(out: Path, data: str, overrides: list[str], epochs, seed, quiet: bool) -> None:
+def _train_ttfs(out: Path, data: str, overrides: list[str], epochs, seed, quiet: bool, arch: str | None = None) -> None:
     """TTFS on eye data: train the ReLU twin, calibrate windows, quantize, write OUT/ttfs.pt + metrics.json."""
     from ptsnn.data.eye import load_eye_dataset
     from ptsnn.train.checkpoint import write_json
@@ -131,6 +137,10 @@ def _train_ttfs(out: Path, data: str, overrides: list[str], epochs, seed, quiet:
         except TypeError as exc:
             raise InputError(f"--set data.*: {exc}") from None
     fields = dict(conv=[ConvSpec(8, pool="max"), ConvSpec(16, pool="max")], dense=[32], steps_per_window=16)
+    if arch is not None:
+        from ptsnn.train.ttfs_arch import read_architecture
+
+        fields.update(read_architecture(arch))
     fields.update(tables["ttfs"])
     try:
         cfg = config_for(ds, **fields)

@@ -23,6 +23,15 @@ class Infeasible:
     message: str  # the rule's one-line message (limit, value, fix)
 
 
+class CandidateInfeasible(Exception):
+    """Raised by ``Family.evaluate`` when a rule that depends on trained weights (weight bits, 24-bit state,
+    thresholds) rejects the trained candidate: the engine records it like a ``check`` rejection."""
+
+    def __init__(self, violations: list[Infeasible]):
+        super().__init__(violations[0].message if violations else "infeasible")
+        self.violations = violations
+
+
 @dataclass
 class Evaluation:
     """A trained and costed candidate. Objectives are read from here by name (``war``, ``uar`` and the keys of
@@ -38,6 +47,13 @@ class Evaluation:
 
 
 class Family(Protocol):
+    """Optional members the engine uses when present: ``per_layer`` ({depth parameter: [per-layer parameter
+    names]}: ``conv_kernel`` under ``conv_layers`` is sampled as ``conv0_kernel``, ``conv1_kernel``, ... up
+    to the sampled depth), ``defaults`` ({parameter: value}: the depth used when it is neither sampled nor
+    fixed), ``check_fixed(fixed)`` (raises ``InputError`` for an unknown or bad ``[fixed]`` key when the space
+    file is read, before any trial). A config with ``to_dict()`` is stored through it (else a dataclass's
+    fields, else the value itself, as JSON)."""
+
     name: str  # "ttfs" | "ptssnn"
 
     def parameter_names(self) -> set[str]:
