@@ -220,20 +220,9 @@ class PTSSNNFamily:
 
     # ------------------------------------------------------------------------------------------ check
     def check(self, config: Config, profile) -> list[Infeasible]:
-        import torch
-
         from ptsnn.convert import design_rules
-        from ptsnn.train.model import PTSSNN
-        from ptsnn.train.spiking import SynapseGroup
 
-        model = PTSSNN(config.model)
-        with torch.no_grad():
-            for group in model.modules():
-                if isinstance(group, SynapseGroup):
-                    group.weight.fill_(1.0)  # every synapse present (quantized, a zero would drop it)
-        model.quantize()
-        graph = model.chip_graph()
-        return [Infeasible(v.rule, v.layer, v.message()) for v in design_rules.check(graph, profile)
+        return [Infeasible(v.rule, v.layer, v.message()) for v in design_rules.check(dense_chip_graph(config), profile)
                 if v.rule in STRUCTURAL_RULES]
 
     # --------------------------------------------------------------------------------------- evaluate
@@ -329,6 +318,24 @@ class PTSSNNFamily:
             details.update(test_war=scores["test"].wa, test_uar=scores["test"].ua)
         return Evaluation(war=float(valid.wa), uar=float(valid.ua), costs=costs, checkpoint=Path(checkpoint),
                           train_seconds=train_seconds, convert_seconds=convert_seconds, details=details)
+
+
+def dense_chip_graph(config: Config):
+    """The chip IR of the untrained network with every weight one: every synapse of the architecture exists
+    (an untrained net's small weights would quantize to zero and hide synapses from the fan and capacity
+    rules). Values (thresholds, biases, weight exponents) are meaningless here; only structure is."""
+    import torch
+
+    from ptsnn.train.model import PTSSNN
+    from ptsnn.train.spiking import SynapseGroup
+
+    model = PTSSNN(config.model)
+    with torch.no_grad():
+        for group in model.modules():
+            if isinstance(group, SynapseGroup):
+                group.weight.fill_(1.0)
+    model.quantize()
+    return model.chip_graph()
 
 
 def _default_cache_dir() -> Path:
