@@ -67,6 +67,8 @@ def test_build_applies_the_point_over_the_preset(family, fixed):
     (TINY, {"frontend": {"kind": "features", "dim": 16}}, "does not read audio"),
     (TINY, {"corpus": {"speakers": 2}}, "fixed.corpus: unknown option 'speakers'"),
     (TINY, {"corpus": {"num_speakers": 0}}, "num_speakers"),
+    (TINY, {"corpus": {"num_speakers": 10**6}}, "the limits are 20,000 utterances"),
+    (TINY, {"corpus": {"num_speakers": "3"}}, "fixed.corpus"),
     (TINY, {"preset": "huge"}, "unknown config 'huge'"),
 ])
 def test_a_point_that_is_no_network_is_a_one_line_input_error(family, fixed, params, extra, match):

@@ -52,6 +52,8 @@ STRUCTURAL_RULES = frozenset({"graded_input", "max_delay", "fan_in", "fan_in_cor
 FIXED_KEYS = ("preset", "model", "train", "frontend", "corpus", "cache_dir")
 AUDIO_FRONTENDS = ("fbank", "hf", "torchaudio", "emotion2vec")  # = ptsnn.frontend.sources.AUDIO_FRONTENDS
 CORPORA_DIR = "synthetic-corpora"
+MAX_CORPUS_UTTERANCES = 20_000  # ~50x the default corpus (384)
+MAX_UTTERANCE_SECONDS = 30.0
 
 
 @dataclass
@@ -92,11 +94,18 @@ def _corpus_config(options: dict[str, Any]):
         if isinstance(opts.get(key), list):
             opts[key] = tuple(opts[key])
     try:
-        return SyntheticCorpusConfig(**opts)
-    except TypeError as exc:
+        config = SyntheticCorpusConfig(**opts)
+        utterances = config.num_speakers * len(config.classes) * config.utterances_per_class
+        seconds = float(config.max_duration)
+    except (TypeError, ValueError) as exc:
         raise InputError(f"ptssnn fixed.corpus: {exc}") from None
     except InputError as exc:
         raise InputError(f"ptssnn fixed.corpus: {exc}") from None
+    # Bounded like every reader: a space file must not ask for hours of synthesis or gigabytes of audio.
+    if utterances > MAX_CORPUS_UTTERANCES or not seconds <= MAX_UTTERANCE_SECONDS:
+        raise InputError(f"ptssnn fixed.corpus: {utterances:,} utterances of up to {seconds:g} s; the limits are "
+                         f"{MAX_CORPUS_UTTERANCES:,} utterances and {MAX_UTTERANCE_SECONDS:g} s each")
+    return config
 
 
 def _corpus_root(cache_dir: Path, options: dict[str, Any]) -> Path:
