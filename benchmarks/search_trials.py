@@ -125,7 +125,7 @@ def engine_run(space: str, points: int, out: Path) -> dict | None:
     cmd = [sys.executable, "-m", "ptsnn.cli.main", "search", "--space", space, "--out", str(out / f"engine-{space}"),
            "--trials", str(points), "-q"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(f"engine run of {space} failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")

@@ -3,10 +3,10 @@ synthetic speech corpus, and the shipped space files."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 import ptsnn.search.families  # noqa: F401  (registers the families)
@@ -70,6 +70,8 @@ def test_build_applies_the_point_over_the_preset(family, fixed):
     (TINY, {"corpus": {"num_speakers": 10**6}}, "the limits are 20,000 utterances"),
     (TINY, {"corpus": {"num_speakers": "3"}}, "fixed.corpus"),
     (TINY, {"preset": "huge"}, "unknown config 'huge'"),
+    (TINY, {"train": {"valid_split": "none"}}, "leaves no validation split"),
+    (TINY, {"train": {"batch_size": 0}}, "train.batch_size"),
 ])
 def test_a_point_that_is_no_network_is_a_one_line_input_error(family, fixed, params, extra, match):
     with pytest.raises(InputError, match=match) as err:
@@ -172,6 +174,7 @@ def test_shipped_spaces_name_known_parameters_and_their_extremes_fit_loihi2(fami
     fam_mod.parse_budget(doc["budget"])
     fixed = dict(doc["fixed"], cache_dir=str(tmp_path))
     for pick in (min, max):
-        point = {k: pick(v["choices"]) if "choices" in v else pick(v["low"], v["high"]) for k, v in doc["space"].items()}
+        point = {k: pick(v["choices"]) if "choices" in v else pick(v["low"], v["high"])
+                 for k, v in doc["space"].items()}
         cfg = family.build(point, fixed)
         assert family.check(cfg, load_profile("loihi2")) == [], (space, point)

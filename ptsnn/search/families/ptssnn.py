@@ -30,9 +30,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
@@ -40,7 +41,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.search.family import Evaluation, Infeasible, register
-from ptsnn.train.config import Config, ModelConfig, preset
+from ptsnn.train.config import Config, ModelConfig, parse_valid_split, preset
 
 # Model fields a space may search. input_dim and num_classes are not: the front end and the corpus fix them.
 SEARCHABLE = ("hidden", "blocks", "shift_div", "key_dim", "value_dim", "prompts", "calibrated_blocks",
@@ -65,8 +66,10 @@ class Budget:
     epochs: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 2  # float epochs
     qat: Annotated[bool, Field(strict=True)] = False  # quantization-aware fine-tuning after the float epochs
     qat_epochs: Annotated[int, Field(strict=True, ge=0, le=10_000)] = 1
-    train_subset: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0  # share of each class's training utterances
-    eval_samples: Annotated[int, Field(strict=True, ge=1, le=1024)] = 4  # validation utterances the costs are measured on
+    # share of each class's training utterances
+    train_subset: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    # validation utterances the costs are measured on
+    eval_samples: Annotated[int, Field(strict=True, ge=1, le=1024)] = 4
     lr: Annotated[float | None, Field(gt=0, le=10, allow_inf_nan=False)] = None  # default: the preset's
     batch: Annotated[int | None, Field(strict=True, ge=1, le=65_536)] = None
 
@@ -208,13 +211,18 @@ class PTSSNNFamily:
             else:
                 data[section].update(part)
         if data["frontend"].get("kind") not in AUDIO_FRONTENDS:
-            raise InputError(f"ptssnn fixed.frontend: kind {data['frontend'].get('kind')!r} does not read audio; the "
-                             f"synthetic speech corpus needs one of {', '.join(AUDIO_FRONTENDS)} (e.g. kind = \"fbank\")")
+            raise InputError(f"ptssnn fixed.frontend: kind {data['frontend'].get('kind')!r} does not read audio; "
+                             f"the synthetic speech corpus needs one of {', '.join(AUDIO_FRONTENDS)} "
+                             "(e.g. kind = \"fbank\")")
         corpus = _corpus_config(self._corpus_options(fixed))
         data["model"].update(params)
         data["model"]["num_classes"] = len(corpus.classes)
         data["model"]["input_dim"] = int(_frontend(data["frontend"]).dim)
         data["name"] = f"search-{name}"
+        split = data["train"].get("valid_split")
+        if isinstance(split, str) and parse_valid_split(split)[0] == "none":
+            raise InputError("ptssnn fixed.train.valid_split: 'none' leaves no validation split, and the search "
+                             "scores candidates on it (choose auto, speaker or fraction:<share>)")
         config = Config.from_dict(data, "ptssnn search point " + json.dumps(params, sort_keys=True))
         # Where evaluate finds its data. An attribute, not a field: the checkpoint keeps a plain ptsnn Config.
         config.search_data = {"corpus": self._corpus_options(fixed), "cache_dir": fixed.get("cache_dir")}
@@ -231,8 +239,8 @@ class PTSSNNFamily:
     def check(self, config: Config, profile) -> list[Infeasible]:
         from ptsnn.convert import design_rules
 
-        return [Infeasible(v.rule, v.layer, v.message()) for v in design_rules.check(dense_chip_graph(config), profile)
-                if v.rule in STRUCTURAL_RULES]
+        found = design_rules.check(dense_chip_graph(config), profile)
+        return [Infeasible(v.rule, v.layer, v.message()) for v in found if v.rule in STRUCTURAL_RULES]
 
     # --------------------------------------------------------------------------------------- evaluate
     def evaluate(self, config: Config, profile, budget: dict[str, Any], out_dir: Path, seed: int,
@@ -273,9 +281,9 @@ class PTSSNNFamily:
 
     def _score_and_cost(self, checkpoint: Path, corpus, features, profile, b: Budget, train_seconds: float,
                         result, log) -> Evaluation:
-        from ptsnn.batching import pad_batch
         import torch
 
+        from ptsnn.batching import pad_batch
         from ptsnn.convert import design_rules
         from ptsnn.convert.calibration import max_synaptic_input, state_overflows
         from ptsnn.search.costs import chip_costs
@@ -288,7 +296,10 @@ class PTSSNNFamily:
         quantization = "qat" if model.quantized else "post-training"
         if not model.quantized:
             model.quantize()  # what ptsnn-convert does with a float checkpoint
-        _, valid_utts, test_utts = corpus.split()
+        # the trainer's own split (train.valid_split), so the scored speakers are the ones it validated on
+        valid_by, share = parse_valid_split(ckpt.config.train.valid_split)
+        _, valid_utts, test_utts = corpus.split(None, valid_by=valid_by, valid_fraction=share or 0.1,
+                                                seed=ckpt.config.train.seed)
         classes = list(corpus.classes)
         scores = {}
         for split, utts in (("valid", valid_utts), ("test", test_utts)):
