@@ -178,3 +178,25 @@ def test_shipped_spaces_name_known_parameters_and_their_extremes_fit_loihi2(fami
                  for k, v in doc["space"].items()}
         cfg = family.build(point, fixed)
         assert family.check(cfg, load_profile("loihi2")) == [], (space, point)
+
+
+def test_two_processes_share_one_corpus_folder(tmp_path):
+    """Worker processes of one search start together: each may synthesise the corpus, one folder remains and
+    both read identical features."""
+    import subprocess
+    import sys
+
+    script = ("import sys, hashlib, numpy as np\n"
+              "from ptsnn.frontend import build_frontend\n"
+              "from ptsnn.search.families.ptssnn import corpus_features\n"
+              f"c, f = corpus_features({CORPUS!r}, build_frontend({{'kind': 'fbank', 'n_mels': 16}}), "
+              "__import__('pathlib').Path(sys.argv[1]))\n"
+              "h = hashlib.sha256(b''.join(f[k].tobytes() for k in sorted(f))).hexdigest()\n"
+              "print(len(f), h)\n")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert outs[0][0] == outs[1][0] and outs[0][0].startswith("27 ")
+    assert [p.name for p in (tmp_path / fam_mod.CORPORA_DIR).iterdir()] == [fam_mod._corpus_root(tmp_path, CORPUS).name]
