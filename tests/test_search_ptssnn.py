@@ -126,6 +126,8 @@ def test_evaluate_scores_costs_and_writes_a_convertible_checkpoint(evaluated, tm
     assert ev.details["score_split"] == "valid" and ev.details["cost_utterances"] == 3
     assert ev.details["valid_utterances"] == 9 and 0.0 <= ev.details["test_war"] <= 1.0
     assert any("valid WAR" in line for line in lines)
+    assert any(line.startswith("float   1/1") for line in lines)  # the trainer's epoch lines reach the log
+    assert all("\n" not in line for line in lines)
     result = convert_checkpoint(ev.checkpoint, load_profile("loihi2"), tmp_path / "bundle", emit=("netx",))
     assert (tmp_path / "bundle" / "netx" / "chip_prefix.net").is_file()
     assert result.manifest["source"]["quantization"] == "qat"

@@ -268,14 +268,12 @@ class PTSSNNFamily:
 
         log(f"training {_describe(cfg.model)}: {b.epochs} float epoch(s)"
             + (f" + {b.qat_epochs} QAT epoch(s)" if b.qat else "") + f", seed {seed}")
-        text = io.StringIO()
+        lines = _LineLog(log)
         t0 = time.perf_counter()
         result = train(cfg, corpus, out_dir, qat=b.qat, frontend=fe, features=features, progress=False,
-                       console=Console(file=text, width=160, color_system=None))
+                       console=Console(file=lines, width=160, color_system=None))
         train_seconds = time.perf_counter() - t0
-        for line in text.getvalue().splitlines():
-            if line.strip():
-                log(line.rstrip())
+        lines.flush()
         checkpoint = result.checkpoints["qat" if b.qat else "float"]
         return self._score_and_cost(checkpoint, corpus, features, profile, b, train_seconds, result, log)
 
@@ -356,6 +354,30 @@ def dense_chip_graph(config: Config):
                 group.weight.fill_(1.0)
     model.quantize()
     return model.chip_graph()
+
+
+class _LineLog(io.TextIOBase):
+    """A text stream that hands each finished line to ``log`` as it is written (the trainer's per-epoch lines
+    reach the trial's log while it trains, not only at the end)."""
+
+    def __init__(self, log: Callable[[str], None]):
+        super().__init__()
+        self._log, self._pending = log, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *done, self._pending = (self._pending + text).split("\n")
+        for line in done:
+            if line.strip():
+                self._log(line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._log(self._pending.rstrip())
+        self._pending = ""
 
 
 def _default_cache_dir() -> Path:
