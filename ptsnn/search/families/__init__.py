@@ -1,21 +1,11 @@
-"""The model families the search knows, registered in ``ptsnn.search.family.FAMILIES`` on import.
-
-``ptssnn`` is optional here: the module is written separately and may be absent from a checkout.
-"""
+"""The model families the search knows; importing this package registers each in
+``ptsnn.search.family.FAMILIES``."""
 
 from __future__ import annotations
 
-import importlib
-
 from ptsnn.errors import InputError
 from ptsnn.search.family import FAMILIES, Family
-from ptsnn.search.families import ttfs  # noqa: F401  (registers "ttfs")
-
-try:  # registers "ptssnn"
-    importlib.import_module("ptsnn.search.families.ptssnn")
-except ModuleNotFoundError as exc:
-    if exc.name != "ptsnn.search.families.ptssnn":
-        raise
+from ptsnn.search.families import ptssnn, ttfs  # noqa: F401  (register "ptssnn", "ttfs")
 
 
 def get_family(name: str, origin: str = "search") -> Family:
