@@ -202,3 +202,62 @@ def test_two_processes_share_one_corpus_folder(tmp_path):
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     assert outs[0][0] == outs[1][0] and outs[0][0].startswith("27 ")
     assert [p.name for p in (tmp_path / fam_mod.CORPORA_DIR).iterdir()] == [fam_mod._corpus_root(tmp_path, CORPUS).name]
+
+
+# ------------------------------------------------------------------------------------- through the engine
+PTS_SPACE = """
+[search]
+family = "ptssnn"
+profile = "loihi2"
+objectives = ["war:max", "uar:max", "energy_uj:min", "latency_ms:min"]
+seed = 3
+trials = 3
+
+[search.nsga2]
+population_size = 2
+
+[fixed]
+preset = "small"
+frontend = {{ kind = "fbank", n_mels = 16 }}
+corpus = {{ num_speakers = 4, utterances_per_class = 2, min_duration = 0.6, max_duration = 0.9 }}
+{fixed}
+
+[budget]
+epochs = 1
+qat = {qat}
+eval_samples = 2
+
+[space]
+hidden = {{ choices = [8, 16] }}
+blocks = {{ low = 1, high = 2 }}
+key_dim = {{ choices = [8] }}
+value_dim = {{ choices = [8] }}
+prompts = {{ low = 1, high = 2 }}
+"""
+
+
+def test_tiny_ptssnn_search_through_the_engine_exports_a_convertible_candidate(tmp_path):
+    """The PTS-SNN space runs through the real engine: a study of 3 trials, a front whose candidates carry
+    the sampled model fields, and an exported candidate that ptsnn-convert turns into a loihi2 bundle."""
+    from ptsnn.convert.bundle import convert_checkpoint
+    from ptsnn.search.engine import default_storage, describe_storage, run_search
+    from ptsnn.search.export import export_checkpoint
+    from ptsnn.search.outputs import write_outputs
+    from ptsnn.search.space import load_space
+
+    path = tmp_path / "pts.toml"
+    path.write_text(PTS_SPACE.format(fixed=f'cache_dir = "{tmp_path / "cache"}"', qat="false"))
+    space = load_space(path)
+    assert space.budget["qat"] is False and space.budget["lr"] is None  # the family's own budget schema
+    out = tmp_path / "run"
+    url = default_storage(out)
+    study = run_search(space, out, trials=3, workers=1, storage_url=url)
+    front = write_outputs(study, space, out, describe_storage(url))
+    assert front["family"] == "ptssnn" and front["candidates"]
+    best = front["candidates"][0]
+    assert {"hidden", "blocks", "prompts"} <= set(best["params"])
+    assert best["config"]["model"]["hidden"] == best["params"]["hidden"]
+    assert best["costs"]["energy_uj"] > 0 and 0 <= best["war"] <= 1
+    ckpt = export_checkpoint(out, best["trial"], tmp_path / "cand.pt")
+    result = convert_checkpoint(ckpt, load_profile("loihi2"), tmp_path / "bundle")
+    assert (tmp_path / "bundle" / "manifest.json").is_file() and result is not None

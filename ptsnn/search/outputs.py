@@ -92,23 +92,32 @@ def pareto_plot(rows: list[dict], front: list[dict], cost: str, label: str) -> b
 
 
 def front_table(front: dict) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows of the front (terminal and HTML)."""
-    cols = ["trial", "WAR %", "UAR %", "energy µJ", "latency ms", "cores", "synops", "conv", "dense", "K"]
+    """Columns and rows of the front (terminal and HTML): objectives and costs, then the architecture (TTFS:
+    conv / dense / K; other families: the sampled parameters)."""
+    ttfs = front.get("family") == "ttfs"
+    cols = ["trial", "WAR %", "UAR %", "energy µJ", "latency ms", "cores", "synops"]
+    cols += ["conv", "dense", "K"] if ttfs else ["parameters"]
     rows = []
     for c in front["candidates"]:
         costs, arch = c.get("costs", {}), c.get("architecture", {})
-        conv = " ".join(f"{l['out_channels']}k{l['kernel']}s{l['stride']}{('/' + l['pool']) if l.get('pool') else ''}"
-                        for l in arch.get("conv", [])) or "-"
-        rows.append([str(c["trial"]), f"{100 * c['war']:.1f}", f"{100 * c['uar']:.1f}", _num(costs.get("energy_uj")),
-                     _num(costs.get("latency_ms")), _num(costs.get("cores")), _num(costs.get("synops")), conv,
-                     " ".join(map(str, arch.get("dense", []))) or "-", str(arch.get("steps_per_window", "-"))])
+        row = [str(c["trial"]), f"{100 * c['war']:.1f}", f"{100 * c['uar']:.1f}", _num(costs.get("energy_uj")),
+               _num(costs.get("latency_ms")), _num(costs.get("cores")), _num(costs.get("synops"))]
+        if ttfs:
+            conv = " ".join(f"{l['out_channels']}k{l['kernel']}s{l['stride']}{('/' + l['pool']) if l.get('pool') else ''}"
+                            for l in arch.get("conv", [])) or "-"
+            row += [conv, " ".join(map(str, arch.get("dense", []))) or "-", str(arch.get("steps_per_window", "-"))]
+        else:
+            row.append(" ".join(f"{k}={v}" for k, v in sorted((c.get("params") or {}).items())) or "-")
+        rows.append(row)
     return cols, rows
 
 
 def _num(v) -> str:
     if not isinstance(v, (int, float)):
         return "-"
-    return f"{v:.4g}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v):,}"
+    if isinstance(v, float) and not float(v).is_integer() and abs(v) < 1000:
+        return f"{v:.4g}"
+    return f"{round(v):,}"
 
 
 def render_html(front: dict, images: dict[str, bytes]) -> str:

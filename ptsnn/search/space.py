@@ -115,6 +115,8 @@ class SearchOptions(_Strict):
 
 
 class Budget(_Strict):
+    """The common [budget] table (the TTFS family's); a family may bring its own (``Family.parse_budget``)."""
+
     epochs: int = Field(2, ge=1, le=1000)
     train_subset: float = Field(1.0, gt=0, le=1)  # fraction of the train split, stratified by class
     eval_samples: int = Field(8, ge=1, le=4096)  # held-out inputs the chip costs are measured on
@@ -125,7 +127,7 @@ class Budget(_Strict):
 class SpaceFile(_Strict):
     search: SearchOptions
     fixed: dict[str, Any] = Field(default_factory=dict)
-    budget: Budget = Field(default_factory=Budget)
+    budget: dict[str, Any] = Field(default_factory=dict)  # checked by the family's parse_budget
     space: dict[str, Parameter] = Field(min_length=1)
 
     @field_validator("space", mode="before")
@@ -155,8 +157,9 @@ class SpaceFile(_Strict):
 class SearchSpace:
     """A validated space file: its options, parameters, and where it came from."""
 
-    def __init__(self, data: SpaceFile, origin: str, text: str):
+    def __init__(self, data: SpaceFile, origin: str, text: str, budget: dict[str, Any] | None = None):
         self.data = data
+        self._budget = dict(budget) if budget is not None else Budget.model_validate(data.budget).model_dump()
         self.origin = origin
         self.text = text
 
@@ -174,7 +177,7 @@ class SearchSpace:
 
     @property
     def budget(self) -> dict[str, Any]:
-        return self.data.budget.model_dump()
+        return dict(self._budget)
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -229,4 +232,11 @@ def parse_space(text: str, origin: str) -> SearchSpace:
             check_fixed(data.fixed)
         except InputError as exc:
             raise InputError(f"{origin}: {exc}") from None
-    return SearchSpace(data, origin, text)
+    parse_budget = getattr(family, "parse_budget", None)
+    try:
+        budget = parse_budget(data.budget) if parse_budget is not None else Budget.model_validate(data.budget).model_dump()
+    except ValidationError as exc:
+        raise InputError(f"{origin}: budget.{describe_validation(exc)}") from None
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc}") from None
+    return SearchSpace(data, origin, text, budget)

@@ -21,7 +21,9 @@ share both; within a process they are kept in memory (:func:`corpus_features`). 
 
 from __future__ import annotations
 
+
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -40,7 +42,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from ptsnn import safeio
 from ptsnn.errors import InputError
-from ptsnn.search.family import Evaluation, Infeasible, register
+from ptsnn.search.family import CandidateInfeasible, Evaluation, Infeasible, register
 from ptsnn.train.config import Config, ModelConfig, parse_valid_split, preset
 
 # Model fields a space may search. input_dim and num_classes are not: the front end and the corpus fix them.
@@ -243,6 +245,10 @@ class PTSSNNFamily:
         return [Infeasible(v.rule, v.layer, v.message()) for v in found if v.rule in STRUCTURAL_RULES]
 
     # --------------------------------------------------------------------------------------- evaluate
+    def parse_budget(self, budget: dict[str, Any]) -> dict[str, Any]:
+        """This family's [budget] table (QAT on/off and epochs; lr/batch default to the preset's)."""
+        return dataclasses.asdict(parse_budget(budget))
+
     def evaluate(self, config: Config, profile, budget: dict[str, Any], out_dir: Path, seed: int,
                  log: Callable[[str], None] = lambda _msg: None) -> Evaluation:
         from rich.console import Console
@@ -320,7 +326,8 @@ class PTSSNNFamily:
                                         allocation=allocation, state_overflow=state_overflows(graph, payload))
         if violations:
             log(f"design rule {violations[0].rule} after training: {violations[0].message()}")
-        design_rules.enforce(violations, profile.name)  # DesignRuleError: the engine records the trial as failed
+        if violations:  # recorded by the engine like a rejection before training (rule, layer, message)
+            raise CandidateInfeasible([Infeasible(v.rule, v.layer, v.message()) for v in violations])
         costs = chip_costs(graph, payload, profile, steps=out.steps.numpy())
         convert_seconds = time.perf_counter() - t0
         valid = scores["valid"]
