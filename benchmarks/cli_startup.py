@@ -29,14 +29,18 @@ FLOOR = "import numpy, h5py, onnxruntime, soundfile"
 
 
 def once(cmd: list[str], env: dict) -> float:
+    """One run, from a neutral folder: ``python -m`` puts the working directory first on ``sys.path``, so
+    started from a checkout it would import that checkout whatever ``PYTHONPATH`` says."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   cwd=env["PTSNN_BENCH_CWD"])
     return time.perf_counter() - t0
 
 
 def top_imports(cmd: list[str], env: dict, n: int = 12) -> list[tuple[int, str]]:
     """Top-level imports by cumulative microseconds (``-X importtime`` lines whose name is not indented)."""
-    res = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True, check=True)
+    res = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True, check=True,
+                         cwd=env["PTSNN_BENCH_CWD"])
     rows = []
     for line in res.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
@@ -66,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        base.update(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), OMP_NUM_THREADS="1")
+        base.update(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), OMP_NUM_THREADS="1", PTSNN_BENCH_CWD=str(tmp))
         envs = {s: dict(base, PYTHONPATH=str(s) + os.pathsep + base.get("PYTHONPATH", "")) for s in srcs}
         bundle = args.bundle
         if bundle is None:
