@@ -211,19 +211,22 @@ def parse_structure(text: str, where: str) -> GraphSchema:
 
 
 class _Arrays:
-    """Bounded, typed access to the HDF5 arrays that the structure names."""
+    """Bounded, typed access to the HDF5 arrays that the structure names. The file's datasets are listed once
+    (one walk instead of a lookup per key: h5py's per-access cost is most of a small bundle's read)."""
 
     def __init__(self, f, where: str):
-        self.f, self.where, self.used = f, where, set()
-
-    def get(self, key: str, shape: tuple[int, ...], field: str) -> np.ndarray:
         import h5py
 
-        if key not in self.f:
+        self.f, self.where, self.used = f, where, set()
+        self.datasets: dict[str, object] = {}
+        f.visititems(lambda name, obj: self.datasets.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+
+    def get(self, key: str, shape: tuple[int, ...], field: str) -> np.ndarray:
+        ds = self.datasets.get(key.strip("/"))
+        if ds is None:
+            if key in self.f:
+                raise IRError(f"{self.where}: {field}: '{key}' is not a dataset")
             raise IRError(f"{self.where}: {field}: dataset '{key}' missing")
-        ds = self.f[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise IRError(f"{self.where}: {field}: '{key}' is not a dataset")
         if tuple(ds.shape) != tuple(shape):
             raise IRError(f"{self.where}: {field}: '{key}' has shape {tuple(ds.shape)}, expected {tuple(shape)}")
         if int(np.prod(shape, dtype=np.int64)) > MAX_ARRAY_ELEMENTS:
@@ -231,15 +234,11 @@ class _Arrays:
                           f"{MAX_ARRAY_ELEMENTS})")
         if ds.dtype.kind not in "iu":
             raise IRError(f"{self.where}: {field}: '{key}' has dtype {ds.dtype}, expected integers")
-        self.used.add(key)
+        self.used.add(key.strip("/"))
         return ds[()].astype(np.int64)
 
     def unused(self) -> list[str]:
-        import h5py
-
-        keys: list[str] = []
-        self.f.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
-        return sorted(set(keys) - self.used)
+        return sorted(set(self.datasets) - self.used)
 
 
 def from_structure(s: GraphSchema, arrays: _Arrays) -> ChipGraph:
