@@ -62,7 +62,7 @@ def reference_dense_input(w, weight_exp, delays, s, graded):
 
 
 @pytest.mark.parametrize("regime", ["safe", "safe_negative_exp", "wraps"])
-@pytest.mark.parametrize("delay_kind", ["none", "per_input", "per_synapse"])
+@pytest.mark.parametrize("delay_kind", ["none", "per_input", "per_output", "per_synapse"])
 def test_dense_input_fast_paths_equal_step_by_step_reference(regime, delay_kind):
     rng = np.random.default_rng(len(regime) + len(delay_kind))
     steps, batch, n_in, n_out = 30, 80, 64, 24  # 2,320 rows: the sparse paths are taken
@@ -70,7 +70,8 @@ def test_dense_input_fast_paths_equal_step_by_step_reference(regime, delay_kind)
     weight_exp = {"safe": 1, "safe_negative_exp": -3, "wraps": 2}[regime]
     s = (rng.random((steps, batch, n_in)) < 0.07).astype(np.int64)
     delays = {"none": None, "per_input": np.broadcast_to(rng.integers(0, 3, n_in), w.shape).copy(),
-              "per_synapse": rng.integers(0, 3, w.shape)}[delay_kind]
+              "per_output": np.broadcast_to(rng.integers(0, steps + 2, n_out)[:, None], w.shape).copy(),
+              "per_synapse": rng.integers(0, 3, w.shape)}[delay_kind]  # per_output: axonal, some beyond the run
     got = synapses.dense_input(w, weight_exp, delays, s, graded=False)
     want = reference_dense_input(w, weight_exp, delays, s, graded=False)
     np.testing.assert_array_equal(got, want)

@@ -229,6 +229,52 @@ def test_simulate_chip_records_voltages():
     assert hist.spiked == 5 and hist.total == 10 and hist.threshold == 5 << 6
 
 
+class _SpikesOnlyBackend:
+    """A backend that is not the simulator: replays the fast backend's spikes without voltages (as Lava's
+    probes give them) and records the batches it was asked for."""
+
+    name = "replay"
+
+    def __init__(self):
+        from ptsnn.deploy.backends import get_backend
+
+        self.inner, self.batches = get_backend("fast"), []
+
+    def run(self, bundle, payloads):
+        self.batches.append(len(payloads))
+        run = self.inner.run(bundle, payloads)
+        run.voltages = None
+        return run
+
+
+def test_report_takes_chip_runs_from_a_backend():
+    rng = np.random.default_rng(1)
+    g = hand_graph()
+    payloads = [rng.integers(-7, 8, size=(t, 2)) for t in (9, 4, 13, 6, 2)]
+    backend = _SpikesOnlyBackend()
+    via_backend = report_bundle(g, payloads, None, ["loihi2"], batch_size=2, backend=backend)
+    assert backend.batches == [2, 2, 1]
+    default = report_bundle(g, payloads, None, ["loihi2"], batch_size=3)
+    assert via_backend.data["layers"] == default.data["layers"]  # counts do not depend on the batching
+    assert via_backend.data["voltage_histograms"] is None and default.data["voltage_histograms"] is not None
+    with pytest.raises(InputError, match="choose"):
+        report_bundle(g, payloads, None, ["loihi2"], backend="no_such_backend")
+
+
+def test_report_package_imports_no_simulator():
+    """The report counts what a backend returns; it never runs the chip itself (issue 9)."""
+    import ast
+
+    banned = ("ptsnn.chip.simulator", "ptsnn.chip.kernels", "ptsnn.deploy.fastsim", "ptsnn.deploy.lava_runner")
+    import ptsnn.report
+
+    for path in sorted(Path(ptsnn.report.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not [n for n in names if n.startswith(banned)], (path, names)
+
+
 def test_written_files_html_self_contained(hand_report, tmp_path):
     files = hand_report.write(tmp_path / "out")
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in files)

@@ -2,8 +2,8 @@
 
 Kept apart from the IR's meaning (``ptsnn.chip.ir``), as NIR keeps ``nir.read``/``nir.write`` apart from its
 nodes. The reader is a trust boundary (bundles come from users and the internet): the JSON is parsed with a
-size cap and validated against one pydantic schema per node kind (unknown fields and kinds refused, strict
-types, bounds); every array is checked to be an integer dataset of the declared shape and a bounded size
+size cap and validated against one strict schema per node kind (``ptsnn.formats.strict``: unknown fields
+and kinds refused, strict types, bounds); every array is checked to be an integer dataset of the declared shape and a bounded size
 *before* it is read. Every failure is an :class:`IRError` with one line naming the file and the field.
 Writes are atomic and byte-stable (sorted keys, no HDF5 timestamps).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from msgspec import Meta, ValidationError
 
 from ptsnn.chip.ir import (
     MAX_FLUSH_STEPS,
@@ -32,30 +32,27 @@ from ptsnn.chip.ir import (
     Synapses,
 )
 from ptsnn.fileio import atomic_output, atomic_write_text
+from ptsnn.formats.strict import Strict, convert, describe
 
 FORMAT = "ptsnn-chip-ir"
 FORMAT_VERSION = 2
 MAX_JSON_BYTES = 64 << 20
 MAX_ARRAY_ELEMENTS = 1 << 28  # 2 GiB of int64: beyond any chip; refused before reading
 
-Int = Annotated[int, Field(strict=True)]
-Size = Annotated[int, Field(strict=True, ge=1, le=SIZE_LIMIT)]
+Int = int  # strict: a JSON integer (not 1.0, "1" or true), as every schema field here
+Size = Annotated[int, Meta(ge=1, le=SIZE_LIMIT)]
+Pair = tuple[int, int]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class InputSchema(_Strict):
+class InputSchema(Strict):
     name: str
     size: Size
-    message_bits: Annotated[int, Field(strict=True, ge=0, le=24)]
-    levels: Annotated[int, Field(strict=True, ge=0, le=2**23)] = 1
-    steps_per_frame: Annotated[int, Field(strict=True, ge=1, le=1024)] = 1
+    message_bits: Annotated[int, Meta(ge=0, le=24)]
+    levels: Annotated[int, Meta(ge=0, le=2**23)] = 1
+    steps_per_frame: Annotated[int, Meta(ge=1, le=1024)] = 1
 
 
-class CubaSchema(_Strict):
-    kind: Literal["cuba"] = "cuba"
+class CubaSchema(Strict, tag_field="kind", tag="cuba"):
     name: str
     size: Size
     i_decay: Int
@@ -66,15 +63,13 @@ class CubaSchema(_Strict):
     scale_exponent: Int | None = None
 
 
-class FireOnceSchema(CubaSchema):
-    kind: Literal["fire_once"] = "fire_once"
+class FireOnceSchema(CubaSchema, tag="fire_once", kw_only=True):  # kw_only: required fields after defaults
     role: str = "ttfs"
     inhibit_weight: Int
     inhibit_exp: Int
 
 
-class SigmaDeltaSchema(_Strict):
-    kind: Literal["sigma_delta"] = "sigma_delta"
+class SigmaDeltaSchema(Strict, tag_field="kind", tag="sigma_delta"):
     name: str
     size: Size
     vth: Int
@@ -82,14 +77,13 @@ class SigmaDeltaSchema(_Strict):
     message_bits: Int
 
 
-class AccumulatorSchema(_Strict):
+class AccumulatorSchema(Strict):
     name: str
     size: Size
     scale_exponent: Int = 0
 
 
-class DenseSchema(_Strict):
-    kind: Literal["dense"] = "dense"
+class DenseSchema(Strict, tag_field="kind", tag="dense"):
     name: str
     source: str
     target: str
@@ -101,8 +95,7 @@ class DenseSchema(_Strict):
     max_delay: Int | None = None
 
 
-class ConvSchema(_Strict):
-    kind: Literal["conv"] = "conv"
+class ConvSchema(Strict, tag_field="kind", tag="conv"):
     name: str
     source: str
     target: str
@@ -110,26 +103,26 @@ class ConvSchema(_Strict):
     weight_shape: tuple[Size, Size, Size, Size]
     in_shape: tuple[Size, Size, Size]
     out_shape: tuple[Size, Size, Size]
-    stride: tuple[Int, Int] = (1, 1)
-    padding: tuple[Int, Int] = (0, 0)
-    dilation: tuple[Int, Int] = (1, 1)
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
     groups: Int = 1
     nonzero: Int | None = None
 
 
-Population = Annotated[Union[CubaSchema, FireOnceSchema, SigmaDeltaSchema], Field(discriminator="kind")]
-SynapseSchema = Annotated[Union[DenseSchema, ConvSchema], Field(discriminator="kind")]
+Population = Union[CubaSchema, FireOnceSchema, SigmaDeltaSchema]  # told apart by "kind"
+SynapseSchema = Union[DenseSchema, ConvSchema]
 
 
-class GraphSchema(_Strict):
+class GraphSchema(Strict):
     format: Literal["ptsnn-chip-ir"]
     format_version: Literal[1, 2]
-    flush_steps: Annotated[int, Field(strict=True, ge=0, le=MAX_FLUSH_STEPS)]
-    meta: dict[str, Any] = {}
+    flush_steps: Annotated[int, Meta(ge=0, le=MAX_FLUSH_STEPS)]
     inputs: list[InputSchema]
     populations: list[Population]
     accumulators: list[AccumulatorSchema]
     synapses: list[SynapseSchema]
+    meta: dict[str, Any] = {}
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -193,12 +186,6 @@ def write_chip_graph(graph: ChipGraph, directory: str | os.PathLike, stem: str =
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
-
-
 def parse_structure(text: str, where: str) -> GraphSchema:
     try:
         raw = json.loads(text)
@@ -217,26 +204,29 @@ def parse_structure(text: str, where: str) -> GraphSchema:
         for s in raw.get("synapses") or []:
             if isinstance(s, dict):
                 s.setdefault("kind", "dense")
-    try:  # validated from JSON text: strict JSON types (an int field refuses 1.0 and "1"), arrays for tuples
-        return GraphSchema.model_validate_json(json.dumps(raw))
+    try:  # strict JSON types: an int field refuses 1.0, "1" and true; arrays for tuples
+        return convert(raw, GraphSchema)
     except ValidationError as exc:
-        raise IRError(f"{where}: {_first_error(exc)}") from None
+        raise IRError(f"{where}: {describe(exc, raw)}") from None
 
 
 class _Arrays:
-    """Bounded, typed access to the HDF5 arrays that the structure names."""
+    """Bounded, typed access to the HDF5 arrays that the structure names. The file's datasets are listed once
+    (one walk instead of a lookup per key: h5py's per-access cost is most of a small bundle's read)."""
 
     def __init__(self, f, where: str):
-        self.f, self.where, self.used = f, where, set()
-
-    def get(self, key: str, shape: tuple[int, ...], field: str) -> np.ndarray:
         import h5py
 
-        if key not in self.f:
+        self.f, self.where, self.used = f, where, set()
+        self.datasets: dict[str, object] = {}
+        f.visititems(lambda name, obj: self.datasets.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+
+    def get(self, key: str, shape: tuple[int, ...], field: str) -> np.ndarray:
+        ds = self.datasets.get(key.strip("/"))
+        if ds is None:
+            if key in self.f:
+                raise IRError(f"{self.where}: {field}: '{key}' is not a dataset")
             raise IRError(f"{self.where}: {field}: dataset '{key}' missing")
-        ds = self.f[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise IRError(f"{self.where}: {field}: '{key}' is not a dataset")
         if tuple(ds.shape) != tuple(shape):
             raise IRError(f"{self.where}: {field}: '{key}' has shape {tuple(ds.shape)}, expected {tuple(shape)}")
         if int(np.prod(shape, dtype=np.int64)) > MAX_ARRAY_ELEMENTS:
@@ -244,15 +234,11 @@ class _Arrays:
                           f"{MAX_ARRAY_ELEMENTS})")
         if ds.dtype.kind not in "iu":
             raise IRError(f"{self.where}: {field}: '{key}' has dtype {ds.dtype}, expected integers")
-        self.used.add(key)
+        self.used.add(key.strip("/"))
         return ds[()].astype(np.int64)
 
     def unused(self) -> list[str]:
-        import h5py
-
-        keys: list[str] = []
-        self.f.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
-        return sorted(set(keys) - self.used)
+        return sorted(set(self.datasets) - self.used)
 
 
 def from_structure(s: GraphSchema, arrays: _Arrays) -> ChipGraph:

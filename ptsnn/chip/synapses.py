@@ -142,12 +142,10 @@ def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None,
         raise InputError("graded payloads times weights exceed int32 in Lava's DelayDense (each product wraps); "
                          "not emulated")
     lags = [(int(d), 1 + int(d)) for d in np.unique(delays) if 1 + int(d) < steps]
-    if np.all(delays == delays[:, :1]):  # per output neuron
-        acc = product(s[:-1], weights)
-        per_out = delays[:, 0]
-        for d, lag in lags:
-            cols = per_out == d
-            a_in[lag:, ..., cols] += post(acc[: steps - lag, ..., cols], True)
+    if np.all(delays == delays[:, :1]):  # per output neuron (axonal delays)
+        # post is elementwise: apply it once, then move each output's column by its lag
+        shifted = _shift_columns(post(product(s[:-1], weights), True), 1 + delays[:, 0].astype(np.int64), steps)
+        return shifted.astype(np.int64) if safe else loihi.wrap_int32(shifted)
     elif np.all(delays == delays[:1, :]):  # per input neuron
         per_in = delays[0]
         for d, lag in lags:
@@ -157,6 +155,23 @@ def dense_input(weights: np.ndarray, weight_exp: int, delays: np.ndarray | None,
         for d, lag in lags:
             a_in[lag:] += post(product(s[: steps - lag], np.where(delays == d, weights, 0)), True)
     return a_in.astype(np.int64) if safe else loihi.wrap_int32(a_in)
+
+
+def _shift_columns(acc: np.ndarray, lags: np.ndarray, steps: int) -> np.ndarray:
+    """``out[t, ..., n] = acc[t - lags[n], ..., n]`` (zero before the lag) for ``t < steps``: each output's
+    column moved down by its own lag. Done in an output-major copy, where one lag's columns are whole
+    contiguous rows, instead of masked column updates of the time-major array."""
+    flat = acc.reshape(acc.shape[0], -1, acc.shape[-1])  # [T-1, M, N]
+    n_out = flat.shape[-1]
+    acc_t = np.ascontiguousarray(flat.transpose(2, 1, 0))  # [N, M, T-1]
+    out_t = np.zeros((n_out, flat.shape[1], steps), acc.dtype)
+    for lag in np.unique(lags):
+        lag = int(lag)
+        if lag >= steps:
+            continue
+        rows = np.flatnonzero(lags == lag)
+        out_t[rows, :, lag:] = acc_t[rows, :, : steps - lag]
+    return np.ascontiguousarray(out_t.transpose(2, 1, 0)).reshape(steps, *acc.shape[1:])
 
 
 def conv2d_exact(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),

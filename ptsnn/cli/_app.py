@@ -97,3 +97,30 @@ def run_app(app: typer.Typer, prog_name: str) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+def run_callback(callback, kwargs: dict) -> None:
+    """Call a command function with already-parsed arguments, ending the process as typer's standalone mode
+    and :func:`run_app` do: PtsnnError one line, ``typer.Exit(code)`` that code, Ctrl-C 130, EPIPE 1."""
+    import errno
+
+    from ptsnn.fileio import Interrupted, signals_as_exceptions
+
+    try:
+        with signals_as_exceptions():
+            try:
+                callback(**kwargs)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None  # what typer's main does with Ctrl-C
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except PtsnnError as exc:
+        fail(str(exc), exc.exit_code)
+    except Interrupted:
+        err_console.print("terminated")
+        sys.exit(143)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.exit(1)
+    sys.exit(0)

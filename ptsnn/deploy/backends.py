@@ -64,9 +64,15 @@ def payload_steps(payload) -> int:
     return len(payload)
 
 
+def graph_of(bundle):
+    """The chip graph of ``bundle`` (a ``Bundle``, or a bare ``ChipGraph`` for in-memory graphs)."""
+    return getattr(bundle, "graph", bundle)
+
+
 def chip_steps(bundle, payloads: list) -> np.ndarray:
-    """Each utterance's chip window: its payload steps plus the bundle's flush."""
-    return np.asarray([payload_steps(p) + bundle.flush_steps for p in payloads], np.int64)
+    """Each utterance's chip window: its payload steps plus the graph's flush."""
+    flush = int(graph_of(bundle).flush_steps)
+    return np.asarray([payload_steps(p) + flush for p in payloads], np.int64)
 
 
 def pad_payloads(bundle, payloads: list):
@@ -85,11 +91,11 @@ def pad_payloads(bundle, payloads: list):
 @register
 @dataclass
 class FastBackend:
-    """ptsnn's bit-exact numpy simulator (``ptsnn.chip.simulator``), the whole batch at once."""
+    """ptsnn's bit-exact numpy simulator (``ptsnn.chip.simulator``), the whole batch at once.
+    ``record_voltage``: also return each CUBA population's voltages (the report's histograms)."""
 
     name: ClassVar[str] = "fast"
     description: ClassVar[str] = "ptsnn's bit-exact numpy simulator (batched, seconds for many files)"
-
     record_voltage: bool = False  # also return each population's voltage per step (reports, TTFS readout)
 
     def check(self) -> None:
@@ -98,7 +104,7 @@ class FastBackend:
     def run(self, bundle, payloads: list[np.ndarray]) -> ChipRun:
         from ptsnn.chip.simulator import simulate
 
-        return simulate(bundle.graph, pad_payloads(bundle, payloads), record_voltage=self.record_voltage)
+        return simulate(graph_of(bundle), pad_payloads(bundle, payloads), record_voltage=self.record_voltage)
 
 
 @register
@@ -117,6 +123,8 @@ class LavaBackend:
     def run(self, bundle, payloads: list[np.ndarray]) -> ChipRun:
         from ptsnn.deploy import lava_runner
 
+        if not hasattr(bundle, "path"):
+            raise InputError("--backend lava runs a bundle folder, not an in-memory chip graph")
         steps = chip_steps(bundle, payloads)
         outs = lava_runner.run_bundle(bundle.path, payloads, steps.tolist(), timeout_s=self.timeout_s,
                                       log_dir=self.log_dir)

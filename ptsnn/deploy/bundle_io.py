@@ -24,6 +24,7 @@ from ptsnn.deploy.bundle_schema import (
     resolve_inside,
 )
 from ptsnn.errors import InputError
+from ptsnn.formats.strict import to_builtins
 
 
 @dataclass
@@ -80,7 +81,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
             raise InputError(f"{path}: {rel} does not match its sha256 in the manifest (modified or damaged)")
     graph = _read_graph(path)
     _check_consistency(spec, graph, manifest_path)
-    return Bundle(path, spec.model_dump(mode="json"), graph, spec)
+    return Bundle(path, to_builtins(spec), graph, spec)
 
 
 def _sha256(path: Path) -> str:
@@ -101,11 +102,17 @@ def _read_json(path: Path):
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except ValueError as exc:  # NaN / Infinity: Python's json reads them, JSON has no such numbers
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _read_graph(path: Path) -> ChipGraph:

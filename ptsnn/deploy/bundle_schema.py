@@ -1,8 +1,8 @@
 """Typed schema of a bundle's ``manifest.json`` and the checks that keep a bundle inside its folder.
 
 A bundle comes from a user (or the internet), so its manifest is validated like a hardware profile: one
-strict pydantic model, unknown fields refused, types and bounds checked, and every failure one line
-``manifest.json: field.path: problem``. File entries are POSIX paths relative to the bundle folder: no
+strict typed schema (``ptsnn.formats.strict``), unknown fields refused, types and bounds checked, and every
+failure one line ``manifest.json: field.path: problem``. File entries are POSIX paths relative to the bundle folder: no
 absolute paths, no ``..``, no symlinks anywhere in the folder, no files that the manifest does not list.
 """
 
@@ -13,16 +13,10 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-)
+from msgspec import Meta, ValidationError
 
 from ptsnn.errors import InputError
+from ptsnn.formats.strict import Strict, check_entries, convert, describe
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20  # a real manifest is a few kB; the cap keeps json.loads bounded
@@ -30,11 +24,15 @@ MAX_BUNDLE_ENTRIES = 1000  # files and folders walked; a real bundle has about t
 MAX_CLASSES = 1000
 MAX_LAYERS = 10_000
 
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=1000)]
-Count = Annotated[int, Field(ge=0, le=2**40)]
+Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Text = Annotated[str, Meta(max_length=1000)]
+Count = Annotated[int, Meta(ge=0, le=2**40)]
 Scalar = bool | int | float | str | None
+Percent = Annotated[float, Meta(ge=0, le=100)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+NonNegative = Annotated[float, Meta(ge=0)]
+MessageBits = Annotated[int, Meta(ge=0, le=24)]
 
 
 def check_relative_path(rel: str) -> str:
@@ -51,106 +49,99 @@ def check_relative_path(rel: str) -> str:
     return rel
 
 
-RelPath = Annotated[str, Field(min_length=1)]
-
-
-class _Strict(BaseModel):
-    # strict: "13" is not 13; forbid: an unknown field is a typo or a tampered file, not something to ignore
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-class SourceInfo(_Strict):
+class SourceInfo(Strict):
     file: Name
     sha256: Sha256
     quantization: Text
 
 
-class ProfileRef(_Strict):
+class ProfileRef(Strict):
     name: Name
     sha256: Sha256
 
 
-class Partition(_Strict):
-    host: list[Text] = Field(max_length=100)
-    chip: list[Name] = Field(max_length=MAX_LAYERS)
+class Partition(Strict):
+    host: Annotated[list[Text], Meta(max_length=100)]
+    chip: Annotated[list[Name], Meta(max_length=MAX_LAYERS)]
 
 
-class NetxInfo(_Strict):
+class NetxInfo(Strict):
     file: str | None
-    layers: list[Name] = Field(max_length=MAX_LAYERS)
-    input_message_bits: int = Field(ge=0, le=24)
+    layers: Annotated[list[Name], Meta(max_length=MAX_LAYERS)]
+    input_message_bits: MessageBits
 
-    @field_validator("file")
-    @classmethod
-    def _relative(cls, v):
-        return None if v is None else check_relative_path(v)
-
-
-class Timing(_Strict):
-    flush_steps: int = Field(ge=0, le=1_000_000)  # the real bound is the graph's latency (see bundle_io)
-    steps_per_frame: int = Field(ge=1, le=1000)
+    def __post_init__(self):
+        if self.file is not None:
+            try:
+                check_relative_path(self.file)
+            except ValueError as exc:
+                raise ValueError(f"file: {exc}") from None
 
 
-class LayerRow(_Strict):
+class Timing(Strict):
+    flush_steps: Annotated[int, Meta(ge=0, le=1_000_000)]  # the real bound is the graph's latency (see bundle_io)
+    steps_per_frame: Annotated[int, Meta(ge=1, le=1000)]
+
+
+class LayerRow(Strict):
     layer: Name
     type: Name
     neurons: Count
     synapses: Count
     weight_range: Text
-    exponent: int | None = Field(ge=-64, le=64)
-    max_delay: int = Field(ge=0, le=1000)
+    exponent: Annotated[int, Meta(ge=-64, le=64)] | None
+    max_delay: Annotated[int, Meta(ge=0, le=1000)]
     cores: Count
     where: Literal["host", "netx", "lava"]
-    message_bits: int | None = Field(default=None, ge=0, le=24)
+    message_bits: MessageBits | None = None
     smape: float | None = None
-    saturated_pct: float | None = Field(default=None, ge=0, le=100)
-    silent_pct: float | None = Field(default=None, ge=0, le=100)
-    rate: float | None = Field(default=None, ge=0)
+    saturated_pct: Percent | None = None
+    silent_pct: Percent | None = None
+    rate: NonNegative | None = None
 
 
-class ScoreInfo(_Strict):
+class ScoreInfo(Strict):
     """The score temperature fitted at training time (``ptsnn.train.calibration.calibrate``) and its record."""
-    temperature: float = Field(gt=0, le=1e6)
+    temperature: Annotated[float, Meta(gt=0, le=1e6)]
     fitted_on: Text | None = None
     count: Count | None = None
-    bins: int | None = Field(default=None, ge=1, le=1000)
-    nll_before: float | None = Field(default=None, ge=0)
-    nll_after: float | None = Field(default=None, ge=0)
-    ece_before: float | None = Field(default=None, ge=0, le=1)
-    ece_after: float | None = Field(default=None, ge=0, le=1)
+    bins: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    nll_before: NonNegative | None = None
+    nll_after: NonNegative | None = None
+    ece_before: Fraction | None = None
+    ece_after: Fraction | None = None
     logits: Text | None = None
 
 
-class Manifest(_Strict):
+class Manifest(Strict):
     format: Literal["ptsnn-bundle"]
     format_version: Literal[1]
-    versions: dict[Name, Text] = Field(max_length=100)
+    versions: Annotated[dict[str, Any], Meta(max_length=100)]  # Name -> Text, checked with the key named
     source: SourceInfo
     profile: ProfileRef
-    classes: list[Name] = Field(max_length=MAX_CLASSES)
-    frontend: dict[Name, Scalar] = Field(max_length=100)
+    classes: Annotated[list[Name], Meta(max_length=MAX_CLASSES)]
+    frontend: Annotated[dict[str, Any], Meta(max_length=100)]  # Name -> Scalar
     partition: Partition
     netx: NetxInfo
     timing: Timing
-    layers: list[LayerRow] = Field(max_length=MAX_LAYERS)
+    layers: Annotated[list[LayerRow], Meta(max_length=MAX_LAYERS)]
+    files: Annotated[dict[str, Any], Meta(min_length=1, max_length=MAX_BUNDLE_ENTRIES)]  # RelPath -> Sha256
     scores: ScoreInfo | None = None  # absent or null: no fitted temperature (runs use T = 1 and say so)
-    files: dict[RelPath, Sha256] = Field(min_length=1, max_length=MAX_BUNDLE_ENTRIES)
     model_kind: Literal["ptssnn", "ttfs"] = "ptssnn"  # ttfs: graph.meta drives the host part (docs/ttfs.md)
-    notes: dict[Name, Text] = Field(default_factory=dict, max_length=100)  # writers skipped, and why
+    notes: Annotated[dict[str, Any], Meta(max_length=100)] = {}  # Name -> Text: writers skipped, and why
 
-    @field_validator("files")
-    @classmethod
-    def _relative_files(cls, v: dict[str, str]):
-        for rel in v:
-            check_relative_path(rel)
-        return v
+    def __post_init__(self):
+        check_entries("versions", self.versions, Text, _name)
+        check_entries("frontend", self.frontend, Scalar, _name)
+        check_entries("files", self.files, Sha256, check_relative_path)
+        check_entries("notes", self.notes, Text, _name)
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes: class names repeat")
 
-    @field_validator("classes")
-    @classmethod
-    def _unique_classes(cls, v: list[str]):
-        if len(set(v)) != len(v):
-            raise ValueError("class names repeat")
-        return v
+
+def _name(key: str) -> None:
+    if not 1 <= len(key) <= 200:
+        raise ValueError(f"{key[:40]!r} is not a name of 1 to 200 characters")
 
 
 def parse_manifest(data: Any, where: Path) -> Manifest:
@@ -158,30 +149,9 @@ def parse_manifest(data: Any, where: Path) -> Manifest:
     if not isinstance(data, dict):
         raise InputError(f"{where}: must be a JSON object (got {type(data).__name__})")
     try:
-        return Manifest.model_validate(data)
+        return convert(data, Manifest)
     except ValidationError as exc:
-        raise InputError(f"{where}: {describe(exc)}") from None
-
-
-def describe(exc: ValidationError) -> str:
-    """``field.path: problem (got value)`` for the first error, plus ``(and N more)``; always one line."""
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    err = errors[0]
-    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
-    problem = "unknown field" if kind == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-    got = "" if kind in ("extra_forbidden", "missing", "value_error") else f" (got {_show(err.get('input'))})"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{path}: {problem}{got}{more}"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        raise InputError(f"{where}: {describe(exc, data)}") from None
 
 
 def check_tree(root: Path, listed: set[str]) -> None:

@@ -60,7 +60,7 @@ def _to_lava(y: np.ndarray) -> np.ndarray:
     """Internal time-major ``[T, B, *chw]`` -> Lava ``[B, *reversed(chw), T]`` (int32)."""
     k = y.ndim - 2
     axes = (1, *range(k + 1, 1, -1), 0)
-    return np.ascontiguousarray(y.transpose(axes)).astype(np.int32)
+    return y.transpose(axes).astype(np.int32, order="C")  # one pass: the transpose and the cast together
 
 
 def _from_lava(x: np.ndarray) -> np.ndarray:

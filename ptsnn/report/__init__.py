@@ -9,7 +9,7 @@ Reads the chip IR and the profiles only (``hw_profiles/*.toml`` hold every hardw
 """
 
 from ptsnn.report.build import ESTIMATES, FORMATS, SCHEMA_VERSION, Report, build_report, report_bundle
-from ptsnn.report.collect import ActivityCollector, collect_from_chip, collect_from_runs
+from ptsnn.report.collect import ActivityCollector, collect_from_backend, collect_from_chip, collect_from_runs
 from ptsnn.report.energy import native_energy, paper_estimate
 from ptsnn.report.host import host_report
 from ptsnn.report.metrics import (
@@ -35,6 +35,7 @@ __all__ = [
     "Report",
     "SynapticOperations",
     "build_report",
+    "collect_from_backend",
     "collect_from_chip",
     "collect_from_runs",
     "compute_metrics",

@@ -13,7 +13,6 @@ from ptsnn.fileio import atomic_write_bytes as atomic_write
 from ptsnn.report.collect import (
     ActivityCollector,
     collect_from_backend,
-    collect_from_chip,
     collect_from_runs,
     dense_synapses,
     layer_kind,
@@ -111,7 +110,7 @@ def build_report(bundle, runs, profiles=None, *, payloads=None, names=None, esti
     """The per-layer spike/ops/energy report of a chip graph's runs.
 
     ``bundle``: a ``deploy.bundle_io.Bundle`` or a bare ``ChipGraph``. ``runs``: an :class:`ActivityCollector`
-    (from :func:`collect_from_chip`), or one entry per utterance as ``deploy.run.chip_run`` returns them
+    (from :func:`collect_from_backend`), or one entry per utterance as ``deploy.run.chip_run`` returns them
     (``{"steps", "spikes", ...}``), ``UtteranceResult``s from ``classify(..., keep_spikes=True)``, or plain
     ``{population: [T, N] bool}``; those need ``payloads`` (``[steps_i, F]`` per utterance, what the host sent).
     ``profiles``: names, paths or loaded profiles (default: every built-in profile).
@@ -284,15 +283,12 @@ def _totals(graph: ChipGraph, activity: ActivityCollector, energies: dict) -> di
 def report_bundle(bundle, payloads: list, names: list[str] | None = None, profiles=None, *,
                   estimate: str = "native", data_source: str | None = None, batch_size: int = 8,
                   record_voltage: bool = True, hops: int = HOPS_PER_MESSAGE, progress=None,
-                  backend: str | None = None, **backend_options) -> Report:
-    """Run payloads through the bundle's chip part and report: on the fast simulator (voltages recorded), or
-    on the ``ptsnn.deploy.backends`` backend named ``backend`` (``fast``, ``lava``: needs a bundle folder)."""
-    graph = bundle if isinstance(bundle, ChipGraph) else bundle.graph
-    if backend is not None:
-        activity = collect_from_backend(bundle, payloads, names, backend=backend, batch_size=batch_size,
-                                        progress=progress, **backend_options)
-    else:
-        activity = collect_from_chip(graph, payloads, names, record_voltage=record_voltage, batch_size=batch_size,
-                                     progress=progress)
-    return build_report(bundle, activity, profiles, estimate=estimate, data_source=data_source,
-                        backend=backend or "fast", hops=hops)
+                  backend="fast", **backend_options) -> Report:
+    """Run payloads through the bundle's chip part on a backend of ``ptsnn.deploy.backends`` (a name, e.g.
+    ``fast`` -- the default, voltages recorded -- or ``lava``, which needs a bundle folder; or a backend
+    object) and report. The report counts the backend's ``ChipRun``s; it runs no simulator itself."""
+    activity = collect_from_backend(bundle, payloads, names, backend=backend, record_voltage=record_voltage,
+                                    batch_size=batch_size, progress=progress, **backend_options)
+    name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
+    return build_report(bundle, activity, profiles, estimate=estimate, data_source=data_source, backend=name,
+                        hops=hops)

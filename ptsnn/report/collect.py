@@ -246,53 +246,47 @@ def _window(a: np.ndarray, steps: int, size: int, what: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- feeding it
-def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None = None, *,
-                      record_voltage: bool = True, batch_size: int = 8, progress=None) -> ActivityCollector:
-    """Run payloads ``[steps_i, F]`` through ``simulate_chip`` in batches (as ``deploy.run.chip_run`` streams
-    them: payload, then ``flush_steps`` empty steps) and count every utterance."""
-    from ptsnn.chip.simulator import simulate_batches
+def collect_from_backend(bundle, payloads: list, names: list[str] | None = None, *, backend="fast",
+                         record_voltage: bool = True, batch_size: int = 8, progress=None,
+                         **options) -> ActivityCollector:
+    """Run payloads ``[steps_i, F]`` (or ``{input: [steps_i, size]}`` for graphs with several host inputs)
+    through a chip backend (``ptsnn.deploy.backends``: a name or a backend
+    object, ``run(bundle, payloads) -> ChipRun``) in batches, each payload followed by the graph's flush
+    steps as ``ptsnn run`` streams them, and count every utterance within its window.
 
+    ``bundle``: a deployment ``Bundle`` or a bare ``ChipGraph`` (the fast backend runs either).
+    ``record_voltage``: ask the fast backend for voltages (the report's histograms); a backend that returns
+    none (Lava) gives a report without them. ``options`` go to a named backend (e.g. Lava's ``timeout_s``)."""
+    from ptsnn.deploy.backends import chip_steps, get_backend, graph_of
+
+    engine = get_backend(backend, record_voltage=record_voltage, **options) if isinstance(backend, str) else backend
+    if hasattr(engine, "check"):
+        engine.check()  # a backend that cannot run here says so before any work
+    payloads = list(payloads)
     names = list(names) if names is not None else [f"utt{i}" for i in range(len(payloads))]
     if len(names) != len(payloads):
         raise InputError(f"{len(payloads)} payloads but {len(names)} names")
-    collector = ActivityCollector(graph)
-    start = 0
-    batches = simulate_batches(graph, payloads, batch_size, record_voltage=record_voltage)
-    while start < len(payloads):
-        if progress:
-            progress(f"simulating utterances {start + 1}-{min(start + batch_size, len(payloads))} of {len(payloads)}")
-        steps, run = next(batches)
-        for i, s in enumerate(steps):
-            volts = {k: v[i, :s] for k, v in run.voltages.items()} if run.voltages is not None else None
-            collector.add(names[start + i], payloads[start + i], {k: v[i, :s] for k, v in run.spikes.items()},
-                          volts, steps=int(s))
-        start += len(steps)
-    return collector
-
-
-def collect_from_backend(bundle, payloads: list, names: list[str] | None = None, *, backend: str = "fast",
-                         batch_size: int = 8, progress=None, **options) -> ActivityCollector:
-    """Run payloads (``[steps_i, F]``, or ``{input: [steps_i, size]}`` for graphs with several host inputs)
-    through a ``ptsnn.deploy.backends`` backend in batches and count every utterance (voltages when the
-    backend records them: the fast one does)."""
-    from ptsnn.deploy.backends import chip_steps, get_backend
-
-    names = list(names) if names is not None else [f"utt{i}" for i in range(len(payloads))]
-    if len(names) != len(payloads):
-        raise InputError(f"{len(payloads)} payloads but {len(names)} names")
-    engine = get_backend(backend, record_voltage=True, **options)
-    engine.check()
-    collector = ActivityCollector(bundle.graph)
+    if batch_size < 1:
+        raise InputError(f"batch size {batch_size}: must be at least 1")
+    collector = ActivityCollector(graph_of(bundle))
     for start in range(0, len(payloads), batch_size):
         chunk = payloads[start:start + batch_size]
         if progress:
-            progress(f"running samples {start + 1}-{start + len(chunk)} of {len(payloads)} on {backend}")
+            progress(f"running samples {start + 1}-{start + len(chunk)} of {len(payloads)} on "
+                     f"{getattr(engine, 'name', backend)}")
         run = engine.run(bundle, chunk)
         for i, s in enumerate(chip_steps(bundle, chunk)):
+            s = int(s)
             volts = {k: v[i, :s] for k, v in run.voltages.items()} if run.voltages is not None else None
-            collector.add(names[start + i], chunk[i], {k: v[i, :s] for k, v in run.spikes.items()}, volts,
-                          steps=int(s))
+            collector.add(names[start + i], chunk[i], {k: v[i, :s] for k, v in run.spikes.items()}, volts, steps=s)
     return collector
+
+
+def collect_from_chip(graph: ChipGraph, payloads: list, names: list[str] | None = None, *,
+                      record_voltage: bool = True, batch_size: int = 8, progress=None) -> ActivityCollector:
+    """:func:`collect_from_backend` on the fast backend (the report's default)."""
+    return collect_from_backend(graph, payloads, names, backend="fast", record_voltage=record_voltage,
+                                batch_size=batch_size, progress=progress)
 
 
 def collect_from_runs(graph: ChipGraph, payloads: list, runs: list, names: list[str] | None = None) -> ActivityCollector:
