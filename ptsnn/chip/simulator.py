@@ -95,7 +95,7 @@ def simulate(graph: ChipGraph, payload_in, record_voltage: bool = False,
         a_in = None
         for e in graph.incoming(node.name):
             a = edge_input(e, acts[e.source], graph.message_bits(e.source) > 0)
-            a_in = a if a_in is None else a_in + a
+            a_in = a if a_in is None else np.add(a_in, a, out=a_in)  # a_in is a fresh array of this loop
         if counts is not None:  # free what no later node reads
             for name in [k for k in acts if last_use.get(k, -1) <= i]:
                 del acts[name]

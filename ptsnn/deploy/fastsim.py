@@ -236,7 +236,8 @@ def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) 
         a_in = loihi.wrap_int32(x)  # RingBuffer -> neuron.a_in: raw int32 data, no synapse
         return _run_neurons(layer.neuron, a_in, None, is_input=True)
     if isinstance(layer, DenseLayerSpec):
-        s = payload(x, graded).reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order
+        s = x.reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order; dense_input
+        # takes spikes (any non-zero) or graded payloads as they are
         bias = _bias_internal(layer.bias, blk.chw)
         if layer.recurrent:
             return _run_recurrent(layer, s, graded, layer.bias)
