@@ -1,4 +1,6 @@
-"""Atomic outputs: every writer writes a temporary file (or folder) beside the target and moves it into place.
+"""File helpers below every stage: atomic outputs and file digests.
+
+Atomic outputs: every writer writes a temporary file (or folder) beside the target and moves it into place.
 
 A reader (or a crash) never sees a half-written output; on any error, KeyboardInterrupt or SIGTERM (turned
 into an exception by :func:`signals_as_exceptions`) the temporary is removed and an existing target is left
@@ -9,11 +11,21 @@ as it was. Files get the permissions an ordinary ``open(path, "w")`` would give 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (bundle manifests, front-end weights, caches)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _umask() -> int:

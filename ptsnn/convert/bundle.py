@@ -31,17 +31,9 @@ from ptsnn.convert import design_rules
 from ptsnn.convert.calibration import max_synaptic_input, quantization_error, state_overflows
 from ptsnn.errors import InputError
 from ptsnn.convert.writers import EMIT_FORMATS, WRITERS, BundleContext
-from ptsnn.fileio import atomic_output, atomic_write_text, signals_as_exceptions
+from ptsnn.fileio import atomic_output, atomic_write_text, sha256_file, signals_as_exceptions
 
 BUNDLE_FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -7,7 +7,6 @@ checkpoint to run a bundle. Every file is checked against the manifest's sha256 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from ptsnn.deploy.bundle_schema import (
     resolve_inside,
 )
 from ptsnn.errors import InputError
+from ptsnn.fileio import sha256_file
 from ptsnn.formats.strict import to_builtins
 
 
@@ -77,19 +77,11 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         f = resolve_inside(root, rel)
         if not f.is_file():
             raise InputError(f"{path}: {rel} listed in the manifest is missing")
-        if verify_hashes and _sha256(f) != digest:
+        if verify_hashes and sha256_file(f) != digest:
             raise InputError(f"{path}: {rel} does not match its sha256 in the manifest (modified or damaged)")
     graph = _read_graph(path)
     _check_consistency(spec, graph, manifest_path)
     return Bundle(path, to_builtins(spec), graph, spec)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_json(path: Path):

@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from ptsnn.errors import InputError
+from ptsnn.fileio import sha256_file
 
 Wave = Union[np.ndarray, torch.Tensor]
 Layer = Union[str, int]  # "last", "all" or a hidden-state index
 
 SAMPLE_RATE = 16000
 FRAME_RATE = 50.0  # wav2vec2 / emotion2vec: 20 ms hop
-_HASH_CHUNK = 1 << 20
 
 
 class FrontEnd(abc.ABC):
@@ -181,12 +181,7 @@ def output_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if not (k == "path" and "sha256" in spec)}
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_file  # the front end's name for it (exported by ptsnn.frontend)
 
 
 def files_sha256(paths: Sequence[Path]) -> str:

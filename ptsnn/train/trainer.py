@@ -465,21 +465,9 @@ def _fit(cfg: Config, corpus: Corpus, fe, datasets: dict[str, FeatureDataset], r
     result.warnings += sorted(f"float: {p}" for p in problems_seen)
     model.load_state_dict(best_state)
     result.checkpoints["float"] = float_path
-    best_rates = result.history[result.best_epoch - 1].rates
-    where = "validation" if validated else "training data"
-    console.print(rates_table(best_rates, f"firing rates, float epoch {result.best_epoch} ({where})"))
-    if validated:
-        console.print(confusion_table(result.float_valid, f"float, validation (epoch {result.best_epoch})"))
-    if len(datasets["test"]):
-        result.float_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
-        console.print(confusion_table(result.float_test, "float, test"))
-    result.calibration["float"] = calibrate_scores(model, datasets["valid"], tc.batch_size, ctx, console, "float")
-    if ctx.is_main:
-        save_checkpoint(float_path, model, cfg, label_map, spec, {
-            "phase": "float", "epoch": result.best_epoch,
-            "valid": result.float_valid.to_dict() if result.float_valid else None,
-            "test": result.float_test.to_dict() if result.float_test else None, "chance": result.chance},
-            calibration=result.calibration["float"])
+    result.float_test = _close_phase(run, cfg, model, datasets, classes, label_map, spec, result, phase="float",
+                                     title="float", epoch=result.best_epoch, valid=result.float_valid,
+                                     rates=result.history[result.best_epoch - 1].rates, path=float_path)
 
     # ------------------------------------------------------------------ quantization-aware fine-tuning
     if qat:
@@ -531,21 +519,35 @@ def _qat(cfg: Config, run: _Run, model, net, datasets, result: TrainResult, clas
     result.qat_valid = next((ClassificationMetrics.from_dict(r.valid) for r in result.history
                              if r.phase == "qat" and r.epoch == best_epoch and r.valid), None)
     result.warnings += sorted(f"qat: {p}" for p in problems)
-    where = "validation" if validated else "training data"
-    console.print(rates_table(best_rates, f"firing rates, QAT epoch {best_epoch} ({where})"))
-    if validated:
-        console.print(confusion_table(result.qat_valid, f"QAT, validation (epoch {best_epoch})"))
-    if len(datasets["test"]):
-        result.qat_test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
-        console.print(confusion_table(result.qat_test, "QAT, test"))
-    result.calibration["qat"] = calibrate_scores(model, datasets["valid"], tc.batch_size, ctx, console, "QAT")
-    if ctx.is_main:
-        save_checkpoint(qat_path, model, cfg, label_map, spec, {
-            "phase": "qat", "epoch": best_epoch, "valid": result.qat_valid.to_dict() if result.qat_valid else None,
-            "test": result.qat_test.to_dict() if result.qat_test else None, "chance": result.chance,
-            "ptq_valid": result.ptq_valid.to_dict() if result.ptq_valid else None},
-            calibration=result.calibration["qat"])
+    result.qat_test = _close_phase(run, cfg, model, datasets, classes, label_map, spec, result, phase="qat",
+                                   title="QAT", epoch=best_epoch, valid=result.qat_valid, rates=best_rates,
+                                   path=qat_path,
+                                   extra={"ptq_valid": result.ptq_valid.to_dict() if result.ptq_valid else None})
     result.checkpoints["qat"] = qat_path
+
+
+def _close_phase(run: _Run, cfg: Config, model, datasets, classes, label_map, spec, result: TrainResult, *,
+                 phase: str, title: str, epoch: int, valid, rates, path: Path, extra: dict | None = None):
+    """What ends a training phase (float or QAT), on the kept epoch's weights: its firing rates and
+    validation confusion, the test split, score calibration and the phase's checkpoint. Returns the test
+    metrics (None without a test split)."""
+    tc, ctx, console = cfg.train, run.ctx, run.console
+    validated = len(datasets["valid"]) > 0
+    console.print(rates_table(rates, f"firing rates, {title} epoch {epoch} "
+                                     f"({'validation' if validated else 'training data'})"))
+    if validated:
+        console.print(confusion_table(valid, f"{title}, validation (epoch {epoch})"))
+    test = None
+    if len(datasets["test"]):
+        test, _ = evaluate(model, datasets["test"], classes, tc.batch_size, ctx)
+        console.print(confusion_table(test, f"{title}, test"))
+    result.calibration[phase] = calibrate_scores(model, datasets["valid"], tc.batch_size, ctx, console, title)
+    if ctx.is_main:
+        save_checkpoint(path, model, cfg, label_map, spec, {
+            "phase": phase, "epoch": epoch, "valid": valid.to_dict() if valid else None,
+            "test": test.to_dict() if test else None, "chance": result.chance, **(extra or {})},
+            calibration=result.calibration[phase])
+    return test
 
 
 def _print_summary(console: Console, r: TrainResult) -> None:
