@@ -176,24 +176,34 @@ def _progress(console: Console, enabled: bool):
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: FeatureDataset, classes: Sequence[str], batch_size: int,
-             ctx: D.DistContext | None = None) -> tuple[ClassificationMetrics, dict[str, float]]:
-    """Full-length evaluation (eval mode): metrics and per-population firing rates (step-weighted means).
-    Distributed: each rank evaluates a strided shard; predictions are gathered so each example counts once."""
-    ctx = ctx or D.DistContext()
+def _eval_outputs(model: torch.nn.Module, dataset: FeatureDataset, batch_size: int, ctx: D.DistContext):
+    """Eval-mode forward passes, full length, over this rank's strided shard in length order: yields
+    ``(batch, output)`` and restores the model's mode afterwards. Callers hold ``torch.no_grad``."""
     model = D.unwrap(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     mine = D.shard(LengthSortedSampler(dataset.lengths()).order, ctx)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=mine, collate_fn=Collate(train=False))
+    try:
+        for batch in loader:
+            batch = batch.to(device)
+            yield batch, model(batch.features, batch.lengths)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: FeatureDataset, classes: Sequence[str], batch_size: int,
+             ctx: D.DistContext | None = None) -> tuple[ClassificationMetrics, dict[str, float]]:
+    """Full-length evaluation (eval mode): metrics and per-population firing rates (step-weighted means).
+    Distributed: each rank evaluates a strided shard; predictions are gathered so each example counts once."""
+    ctx = ctx or D.DistContext()
+    device = next(D.unwrap(model).parameters()).device
     preds: list[tuple[int, int]] = []
     names: list[str] = []
     sums = None
-    for batch in loader:
-        batch = batch.to(device)
-        out = model(batch.features, batch.lengths)
+    for batch, out in _eval_outputs(model, dataset, batch_size, ctx):
         preds += list(zip(batch.index.tolist(), out.logits.argmax(1).tolist()))
         weight = out.steps.sum().double()
         if sums is None:
@@ -201,7 +211,6 @@ def evaluate(model: torch.nn.Module, dataset: FeatureDataset, classes: Sequence[
             sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=device)
         sums[:-1] += torch.stack([out.rates[n].double() for n in names]) * weight
         sums[-1] += weight
-    model.train(was_training)
     gathered = [p for part in D.gather_objects(preds, ctx) for p in part]
     all_names = next((n for n in D.gather_objects(names, ctx) if n), names)
     if sums is None:
@@ -228,18 +237,9 @@ def collect_logits(model: torch.nn.Module, dataset: FeatureDataset, batch_size: 
     """Full-length eval-mode logits ``[N, classes]`` and labels ``[N]`` of ``dataset`` in dataset order
     (distributed: each rank a shard, gathered)."""
     ctx = ctx or D.DistContext()
-    model = D.unwrap(model)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    mine = D.shard(LengthSortedSampler(dataset.lengths()).order, ctx)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=mine, collate_fn=Collate(train=False))
     rows: list[tuple[int, list[float]]] = []
-    for batch in loader:
-        batch = batch.to(device)
-        out = model(batch.features, batch.lengths)
+    for batch, out in _eval_outputs(model, dataset, batch_size, ctx):
         rows += list(zip(batch.index.tolist(), out.logits.double().cpu().tolist()))
-    model.train(was_training)
     gathered = sorted(r for part in D.gather_objects(rows, ctx) for r in part)
     logits = np.asarray([r for _, r in gathered], np.float64).reshape(len(gathered), -1)
     return logits, np.asarray([dataset.labels[i] for i, _ in gathered], np.int64)
