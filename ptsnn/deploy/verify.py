@@ -62,6 +62,19 @@ class VerifyReport:
         return chip_exact and not self.host_payload_mismatches  # boundary ties are not mismatches
 
 
+def run_fast_and_lava(bundle, payloads: list[np.ndarray], lava_count: int, timeout_s: float, log_dir,
+                      step) -> tuple[list[dict], list[dict]]:
+    """Every payload on the fast backend and the first ``lava_count`` in Lava (fixed_pt): what both
+    verifications compare."""
+    step("fast simulator")
+    fast = chip_run(bundle, payloads, "fast")
+    lava = []
+    if lava_count > 0:
+        step(f"Lava fixed_pt on {min(lava_count, len(payloads))} utterance(s)")
+        lava = chip_run(bundle, payloads[:lava_count], "lava", timeout_s=timeout_s, log_dir=log_dir)
+    return fast, lava
+
+
 def _first_divergence(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     diff = np.argwhere(a != b)
     if not len(diff):
@@ -99,12 +112,7 @@ def verify(bundle: Bundle, model, features: list[np.ndarray], names: list[str], 
     host_mismatch, ties = None, 0
     if host is not None and host_inputs is not None:
         host_mismatch, ties = _host_agreement(model, batch, lengths, host, host_inputs, payloads)
-    step("fast simulator")
-    fast = chip_run(bundle, payloads, "fast")
-    lava = []
-    if lava_count > 0:
-        step(f"Lava fixed_pt on {min(lava_count, len(payloads))} utterance(s)")
-        lava = chip_run(bundle, payloads[:lava_count], "lava", timeout_s=timeout_s, log_dir=log_dir)
+    fast, lava = run_fast_and_lava(bundle, payloads, lava_count, timeout_s, log_dir, step)
 
     divergences: list[Divergence] = []
     rows = []

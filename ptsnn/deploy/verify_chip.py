@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptsnn.deploy.run import chip_run
-from ptsnn.deploy.verify import Divergence, VerifyReport, _first_divergence
+from ptsnn.deploy.verify import Divergence, VerifyReport, _first_divergence, run_fast_and_lava
 
 
 def nir_bundle_inputs(bundle, host, data: str, limit: int, max_frames: int) -> tuple[list[np.ndarray], list[str]]:
@@ -35,12 +34,7 @@ def nir_bundle_inputs(bundle, host, data: str, limit: int, max_frames: int) -> t
 def verify_chip(bundle, payloads: list[np.ndarray], names: list[str], lava_count: int = 2,
                 timeout_s: float = 600.0, log_dir=None, progress=None) -> VerifyReport:
     step = progress or (lambda msg: None)
-    step("fast simulator")
-    fast = chip_run(bundle, payloads, "fast")
-    lava = []
-    if lava_count > 0:
-        step(f"Lava fixed_pt on {min(lava_count, len(payloads))} utterance(s)")
-        lava = chip_run(bundle, payloads[:lava_count], "lava", timeout_s=timeout_s, log_dir=log_dir)
+    fast, lava = run_fast_and_lava(bundle, payloads, lava_count, timeout_s, log_dir, step)
     divergences, rows = [], []
     for pop in bundle.graph.populations:
         agree, found = [], None
