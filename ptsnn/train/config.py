@@ -200,11 +200,7 @@ class Config:
     @classmethod
     def from_dict(cls, d: Any, origin: str = "config") -> "Config":
         """A config from plain data (a checkpoint's or a file's), every section typed and bounded."""
-        if not isinstance(d, dict):
-            raise InputError(f"{origin}: expected a table/object of sections (got {type(d).__name__})")
-        unknown = [k for k in d if k not in SECTIONS]
-        if unknown:
-            raise InputError(f"{origin}: unknown section {unknown[0]!r} (known: model, train, frontend, name, base)")
+        _check_sections(d, origin)
         name = d.get("name", "custom")
         if not isinstance(name, str) or len(name) > 200:
             raise InputError(f"{origin}: name must be a string of at most 200 characters")
@@ -274,17 +270,22 @@ def _set_dotted(cfg: Config, key: str, raw: str) -> None:
         raise exc from None
 
 
+def _check_sections(d: Any, origin: str) -> None:
+    """The top level of a config: a table whose keys are known sections."""
+    if not isinstance(d, dict):
+        raise InputError(f"{origin}: expected a table/object of sections (got {type(d).__name__})")
+    unknown = [k for k in d if k not in SECTIONS]
+    if unknown:
+        raise InputError(f"{origin}: unknown section {unknown[0]!r} (known: model, train, frontend, name, base)")
+
+
 def load_config(name_or_path: str = "small", overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """A preset name or a TOML/JSON file (sections [model], [train], [frontend]), then ``key=value`` overrides."""
     path = Path(name_or_path)
     if path.suffix in (".toml", ".json"):
         text = safeio.read_text(path, "config file")
         data = safeio.parse_toml(text, str(path)) if path.suffix == ".toml" else safeio.parse_json(text, str(path))
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: expected a table/object of sections (got {type(data).__name__})")
-        unknown = [k for k in data if k not in SECTIONS]
-        if unknown:
-            raise InputError(f"{path}: unknown section {unknown[0]!r} (known: model, train, frontend, name, base)")
+        _check_sections(data, str(path))
         base_name = data.pop("base", "small")
         if not isinstance(base_name, str):
             raise InputError(f"{path}: base must be a preset name (small, paper)")
