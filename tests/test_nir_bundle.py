@@ -101,3 +101,28 @@ def test_verify_nir_bundle_through_lava(nir_bundle):
               str(nir_bundle / "inputs"), "--lava", "1")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "fast simulator == Lava" in res.stdout
+
+
+def test_hostile_chip_input_files_are_one_line_errors(nir_bundle, tmp_path):
+    """``ptsnn run BUNDLE x.npy``: the .npy is read header first and bounded (objects, strings, truncation, a
+    declared size beyond the limit, an .npz in disguise, a 3-D array) and each problem names the file."""
+    b = load_bundle(nir_bundle / "bundle")
+    host = HostRunner(b)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "strings.npy", np.array(["abc"]))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 25, 6), np.int8))
+    np.savez(tmp_path / "zipped.npy", x=np.zeros((25, 6)))
+    (tmp_path / "zipped.npy.npz").rename(tmp_path / "zipped.npy")
+    good = (tmp_path / "good.npy")
+    np.save(good, np.zeros((25, 6), np.int8))
+    (tmp_path / "truncated.npy").write_bytes(good.read_bytes()[:-40])
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000,), }".ljust(117) + "\n"
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    expected = {"objects.npy": "objects", "strings.npy": "dtype", "cube.npy": "3-D", "zipped.npy": ".npz",
+                "truncated.npy": "truncated", "huge.npy": "above the limit"}
+    for name, message in expected.items():
+        with pytest.raises(InputError, match=message) as err:
+            load_input(tmp_path / name, b, host)
+        assert name in str(err.value) and "\n" not in str(err.value)
+    res = cli("run", str(nir_bundle / "bundle"), str(tmp_path / "objects.npy"), "--backend", "fast")
+    assert res.returncode != 0 and "Traceback" not in res.stderr and "objects.npy" in res.stdout + res.stderr

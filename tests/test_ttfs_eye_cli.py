@@ -79,3 +79,37 @@ def test_run_classifies_a_frame_folder_and_refuses_the_wrong_layout(tmp_path):
     fake.write_bytes(b"not a recording")
     r = _ptsnn("run", str(bundle), str(fake), "--backend", "fast")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_hostile_ttfs_input_archives_are_one_line_errors(tmp_path):
+    """``ptsnn verify BUNDLE -c ttfs.pt --data X.npz``: what the archive holds is checked at the boundary (bounded
+    header-first read, no objects, finite, x of the network's input shape, integer labels in range)."""
+    import numpy as np
+    import pytest
+
+    from ptsnn.cli.deploy_cmd import _ttfs_inputs
+    from ptsnn.errors import InputError
+    from ptsnn.train.ttfs_config import TTFSConfig
+
+    cfg = TTFSConfig()
+    shape, n_cls = tuple(cfg.input_shape), cfg.num_classes
+    good = np.zeros((3, *shape), np.float32)
+    cases = {
+        "no_x.npz": (dict(y=np.zeros(3, np.int64)), "no array 'x'"),
+        "shape.npz": (dict(x=np.zeros((3, 2, 2))), "array 'x' has shape"),
+        "nan.npz": (dict(x=np.full((3, *shape), np.nan)), "NaN"),
+        "labels.npz": (dict(x=good, y=np.array([0, 1, n_cls])), "integer labels"),
+        "float_labels.npz": (dict(x=good, y=np.array([0.5, 1, 2])), "integer labels"),
+        "objects.npz": (dict(x=np.array([{"a": 1}], dtype=object)), "objects"),
+    }
+    for name, (arrays, message) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(InputError, match=message) as err:
+            _ttfs_inputs(str(tmp_path / name), cfg, 10)
+        assert name in str(err.value)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InputError, match="not an .npz archive"):
+        _ttfs_inputs(str(tmp_path / "junk.npz"), cfg, 10)
+    np.savez(tmp_path / "ok.npz", x=good, y=np.array([0, 1, 2]))
+    x, y = _ttfs_inputs(str(tmp_path / "ok.npz"), cfg, 2)
+    assert tuple(x.shape) == (2, *shape) and y.tolist() == [0, 1]

@@ -373,14 +373,21 @@ def _ttfs_inputs(data: str, cfg, limit: int, ckpt=None):
     path = Path(data)
     if path.suffix != ".npz" or not path.is_file():
         raise InputError(f"--data {data}: a TTFS bundle verifies on 'random' or an .npz with x [N, C, H, W] (and y)")
-    try:
-        z = np.load(path, allow_pickle=False)
-        x = np.asarray(z["x"], np.float64)[:limit]
-        y = np.asarray(z["y"], np.int64)[:limit] if "y" in z.files else None
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: cannot read x/y ({exc})") from None
-    if x.shape[1:] != tuple(cfg.input_shape) or not np.all(np.isfinite(x)):
-        raise InputError(f"{path}: x has shape {x.shape}, expected [N, {', '.join(map(str, cfg.input_shape))}] finite")
+    from ptsnn import safeio
+
+    z = safeio.load_npz(path, "TTFS inputs", kinds="biuf", names=("x", "y"))  # bounded, no objects, finite
+    if "x" not in z:
+        raise InputError(f"{path}: no array 'x' (expected x [N, {', '.join(map(str, cfg.input_shape))}] and optionally y [N])")
+    x = z["x"].astype(np.float64)[:limit]
+    if x.ndim < 1 or x.shape[1:] != tuple(cfg.input_shape) or len(x) == 0:
+        raise InputError(f"{path}: array 'x' has shape {z['x'].shape}, expected [N, {', '.join(map(str, cfg.input_shape))}]")
+    y = None
+    if "y" in z:
+        y = z["y"][:limit]
+        if y.shape != (len(x),) or y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= cfg.num_classes)):
+            raise InputError(f"{path}: array 'y' must be {len(x)} integer labels in 0..{cfg.num_classes - 1} "
+                             f"(got shape {y.shape}, dtype {y.dtype})")
+        y = y.astype(np.int64)
     return torch.from_numpy(x), y
 
 

@@ -255,12 +255,10 @@ def load_input(path: str | Path, bundle: Bundle, host: HostRunner) -> np.ndarray
     if path.suffix == ".npy":
         if host.takes_audio:
             raise InputError(f"{path}: this bundle takes audio (its host part starts with the fbank front end)")
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        feats = np.load(path, allow_pickle=False)
-        if not np.isfinite(feats).all():
-            raise InputError(f"{path}: features contain NaN or Inf")
-        return host(feats)
+        from ptsnn import safeio
+
+        # bounded header-first read: no objects, no truncation, finite, 2-D (a chip-input .npy of a NIR bundle too)
+        return host(safeio.load_npy(path, "features", kinds="biuf", ndim=2))
     if not host.takes_audio:
         from ptsnn.deploy.host_frontend import features_from_audio
 

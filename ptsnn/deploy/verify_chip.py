@@ -27,7 +27,10 @@ def nir_bundle_inputs(bundle, host, data: str, limit: int, max_frames: int) -> t
         files = sorted(folder.glob("*.npy"))[:limit] if folder.is_dir() else []
         if not files:
             raise InputError(f"--data {data}: expected 'synthetic' or a folder of .npy chip inputs [steps, N]")
-        arrays, names = [np.load(f, allow_pickle=False)[:max_frames] for f in files], [f.name for f in files]
+        from ptsnn import safeio
+
+        arrays = [safeio.load_npy(f, "chip input", kinds="biuf", ndim=2)[:max_frames] for f in files]
+        names = [f.name for f in files]
     return [host(a) for a in arrays], names
 
 
