@@ -134,6 +134,8 @@ def test_trees_must_agree(see):
 
 @pytest.mark.parametrize("edit, expected", [
     (lambda doc: "{not json", "not valid JSON"),
+    (lambda doc: "[" * 100_000 + "]" * 100_000, "nested"),  # json's recursion limit: one line, not a traceback
+    (lambda doc: '{"labels": NaN}', "not valid JSON"),
     (lambda doc: {**doc, "labels": []}, "'labels' must be"),
     (lambda doc: {"labels": doc["labels"]}, "'database' must be"),
     (lambda doc: doc["database"][SEQUENCES[0][0]].update(subset="train"), r"\.subset: 'train'"),

@@ -179,6 +179,9 @@ def test_hf_loading_errors(tmp_path):
     (empty / "config.json").write_text("{not json")
     with pytest.raises(InputError, match="JSON"):
         load_hf(empty)
+    (empty / "config.json").write_text('{"a":' * 50_000 + "1" + "}" * 50_000)  # deeper than json can recurse
+    with pytest.raises(InputError, match="nested"):
+        load_hf(empty)
     (empty / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(InputError, match="not supported"):
         load_hf(empty)

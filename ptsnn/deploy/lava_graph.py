@@ -18,12 +18,12 @@ Run it only inside a child process (``ptsnn.deploy.lava_runner``): Lava's runtim
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ptsnn.chip.ir import Accumulator, ConvSynapses, CubaPopulation, FireOncePopulation
+from ptsnn.errors import InputError
 
 
 def build(bundle_dir: str | Path, payload, steps: int):
@@ -39,7 +39,13 @@ def build(bundle_dir: str | Path, payload, steps: int):
     bundle_dir = Path(bundle_dir)
     graph = ChipGraph.from_dir(bundle_dir)  # validated: a malformed file is one IRError line
     manifest_path = bundle_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = {}
+    if manifest_path.is_file():
+        from ptsnn import safeio
+
+        manifest = safeio.parse_json(safeio.read_text(manifest_path, "bundle manifest"), str(manifest_path))
+        if not isinstance(manifest, dict):
+            raise InputError(f"{manifest_path}: expected a JSON object")
     netx = manifest.get("netx") or {}
     netx_file = bundle_dir / netx["file"] if netx.get("file") else None
     return build_chip(graph, payload, steps, netx_file, netx.get("layers") or [], netx.get("input_message_bits", 0))

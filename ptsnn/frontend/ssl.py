@@ -11,7 +11,6 @@ Utterances are run one at a time: batching zero-padded audio changes the outputs
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -141,10 +140,9 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    from ptsnn import safeio
+
+    data = safeio.parse_json(safeio.read_text(path, "JSON file"), str(path))  # bounded size and nesting
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
     return data

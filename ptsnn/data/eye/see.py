@@ -17,7 +17,6 @@ subject-disjoint ``valid_fraction`` of the training subjects becomes the validat
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -90,14 +89,11 @@ def load_see(root: str | os.PathLike[str], *, frames: int = 24, size: int = 32, 
 
 def _read_annotations(path: Path) -> tuple[list[str], dict[str, dict]]:
     """``(labels, {sequence: {subset, label, segment}})`` from emotion.json, every field checked."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing (expected {_LAYOUT})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    from ptsnn import safeio
+
+    if not path.exists():
+        raise InputError(f"{path}: missing (expected {_LAYOUT})")
+    doc = safeio.parse_json(safeio.read_text(path, "annotation file"), str(path))  # bounded size and nesting
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected an object with 'labels' and 'database'")
     labels = doc.get("labels")
