@@ -287,6 +287,16 @@ def test_verify_without_lava_does_not_claim_lava(made, capsys):
     assert "== Lava" not in text
 
 
+def test_verify_refuses_a_checkpoint_the_bundle_was_not_converted_from(made, capsys, tmp_path):
+    _, bundle, _ = made
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"not this bundle's checkpoint")
+    for ckpt, message in ((other, "not the checkpoint this bundle was converted from"),
+                          (tmp_path / "missing.pt", "no such checkpoint file")):
+        code, err = _cli(["verify", str(bundle), "--checkpoint", str(ckpt), "--lava", "0"], capsys)
+        assert code != 0 and message in " ".join(err.split()) and "Traceback" not in err
+
+
 def test_verify_ok_line_names_lava_only_when_it_ran():
     from ptsnn.cli.deploy_cmd import verified_claim
     from ptsnn.deploy.verify import Overflow, VerifyReport

@@ -276,7 +276,6 @@ def verify(
 ) -> None:
     """Compare float PyTorch, quantized PyTorch, the fast simulator and Lava per layer and per step. Exit 1
     when the fixed-point chain (quantized == fast == Lava) is not exact."""
-    import hashlib
 
     from ptsnn.deploy.bundle_io import HostRunner, load_bundle
     from ptsnn.deploy.verify import verify as run_verify
@@ -284,7 +283,11 @@ def verify(
     from ptsnn.train.checkpoint import load_model
 
     b = load_bundle(bundle)
-    if hashlib.sha256(checkpoint.read_bytes() if checkpoint.is_file() else b"").hexdigest() != b.manifest["source"]["sha256"]:
+    from ptsnn.fileio import sha256_file
+
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no such checkpoint file")
+    if sha256_file(checkpoint) != b.manifest["source"]["sha256"]:  # streamed: a checkpoint may be gigabytes
         raise InputError(f"{checkpoint}: not the checkpoint this bundle was converted from (sha256 differs)")
     if b.manifest.get("model_kind") == "ttfs":
         return _verify_ttfs(b, checkpoint, data, limit, lava, timeout)
