@@ -264,6 +264,53 @@ def test_infeasible_candidate_is_recorded_with_its_rule_and_never_trained(tmp_pa
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_a_repeated_point_reuses_its_evaluation_and_is_listed_once(tmp_path):
+    """A one-point space: NSGA-II can only propose the same candidate; it is trained once."""
+    space = _space_file(tmp_path, fixed="conv_layers = 1\ndense_layers = 0", space="steps_per_window = { choices = [4] }")
+    out = tmp_path / "run"
+    _, front = _run(space, out, trials=3)
+    rows = _trials(out)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert "duplicate_of" not in rows[0] and [r.get("duplicate_of") for r in rows[1:]] == [0, 0]
+    for r in rows[1:]:
+        assert r["objectives"] == rows[0]["objectives"] and r["checkpoint"] == rows[0]["checkpoint"]
+        log = (out / "trials" / str(r["trial"])).joinpath("log.txt").read_text()
+        assert "reused" in log and "epoch" not in log and not list((out / "trials" / str(r["trial"])).glob("*.pt"))
+    assert [c["trial"] for c in front["candidates"]] == [0] and front["trials"]["repeated"] == 2
+    from ptsnn.search.export import export_checkpoint
+
+    export_checkpoint(out, 2, tmp_path / "x.pt")  # a repeated trial exports its original's checkpoint
+    assert (tmp_path / "x.pt").read_bytes() == (out / rows[0]["checkpoint"]).read_bytes()
+
+
+def test_an_interrupted_trial_is_requeued_with_its_parameters(tmp_path, monkeypatch):
+    from ptsnn.search.families.ttfs import TTFSFamily
+
+    space, out = _space_file(tmp_path), tmp_path / "run"
+    real = TTFSFamily.evaluate
+    calls = []
+
+    def ctrl_c_in_the_second(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(TTFSFamily, "evaluate", ctrl_c_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        _run(space, out, trials=3)
+    monkeypatch.setattr(TTFSFamily, "evaluate", real)
+    _run(space, out, trials=3)
+    rows = {r["trial"]: r for r in _trials(out)}
+    stopped = [r for r in rows.values() if r.get("interrupted")]
+    assert len(stopped) == 1 and stopped[0]["state"] == "FAIL"
+    retry = [r for r in rows.values() if r.get("retry_of") == stopped[0]["trial"]]
+    assert len(retry) == 1 and retry[0]["state"] == "COMPLETE" and retry[0]["params"] == stopped[0]["params"]
+    assert sum(r["state"] == "COMPLETE" for r in rows.values()) == 3
+    _run(space, out, trials=3)  # resuming again re-queues nothing more
+    assert len(_trials(out)) == len(rows)
+
+
 # ------------------------------------------------------------------------------------------ CLI, export
 def test_cli_search_export_convert_and_train_arch(tmp_path):
     space, out = _space_file(tmp_path), tmp_path / "run"

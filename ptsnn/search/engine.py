@@ -12,6 +12,9 @@ costs it (``Family.evaluate``). Returned values are the objectives in the space'
   the same study name until ``--trials`` trials count (complete, infeasible, running). A trial left RUNNING
   by a process that died is failed and re-queued with the same parameters: on this host by checking the
   recorded worker pid; on RDB storages from any host by Optuna's heartbeat (``RetryHeartbeatStaleTrialCallback``).
+  A trial stopped by Ctrl-C (Optuna fails it) is re-queued with the same parameters on the next run.
+* **Repeated points**: a trial whose parameters equal a COMPLETE trial's reuses that evaluation
+  (``duplicate_of``; counted in the budget, listed once on the front) instead of training it again.
 * **Workers**: ``--workers N`` starts N processes (training is CPU-bound) that each open the storage and
   loop over ``study.optimize(n_trials=1)``; Optuna's storage gives every trial a unique number. Other
   machines join by running the same command with the same ``--storage``.
@@ -211,6 +214,21 @@ def fail_dead_local_trials(study) -> list[int]:
     return failed
 
 
+def requeue_interrupted_trials(study) -> list[int]:
+    """Trials failed by Ctrl-C (user_attr ``interrupted``) that were not retried yet: re-queued once with
+    the same parameters (user_attr ``retry_of``). Returns their numbers."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    requeued = []
+    for t in trials:
+        if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            requeued.append(t.number)
+    return requeued
+
+
 def counted_trials(study) -> list:
     """The trials the budget counts: complete, infeasible (pruned), running; not failed ones (they are
     retried) nor surplus ones (made by a race past the budget, closed untouched)."""
@@ -221,6 +239,11 @@ def counted_trials(study) -> list:
 
 
 # ---------------------------------------------------------------------------------------------- trial
+# what a trial that repeats an evaluated point takes over from it (its checkpoint included: export works)
+REUSED_ATTRS = ("config", "war", "uar", "costs", "checkpoint", "checkpoint_sha256", "train_seconds", "convert_seconds",
+                "details")
+
+
 class Objective:
     def __init__(self, space: SearchSpace, out: Path, total: int, profile, family):
         self.space, self.out, self.total, self.profile, self.family = space, Path(out), total, profile, family
@@ -245,7 +268,35 @@ class Objective:
                 log_file.flush()
 
             log(f"trial {trial.number} on {socket.gethostname()} pid {os.getpid()}: {json.dumps(params, sort_keys=True)}")
-            return self._run(trial, params, trial_dir, log)
+            original = self._same_point(trial)
+            if original is not None:
+                return self._reuse(trial, original, log)
+            try:
+                return self._run(trial, params, trial_dir, log)
+            except KeyboardInterrupt:  # Optuna fails the trial; the next run of the search re-queues it
+                trial.set_user_attr("interrupted", "KeyboardInterrupt")
+                log("interrupted (Ctrl-C): re-queued with the same parameters when the search resumes")
+                raise
+
+    @staticmethod
+    def _same_point(trial):
+        """A COMPLETE trial with exactly these parameters (NSGA-II proposes points again, more so in small
+        discrete spaces): its evaluation is reused instead of training the same candidate again."""
+        from optuna.trial import TrialState
+
+        mine = trial.params
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.number != trial.number and t.params == mine and "duplicate_of" not in t.user_attrs:
+                return t
+        return None
+
+    def _reuse(self, trial, original, log) -> list[float]:
+        for key in REUSED_ATTRS:
+            if key in original.user_attrs:
+                trial.set_user_attr(key, original.user_attrs[key])
+        trial.set_user_attr("duplicate_of", original.number)
+        log(f"same parameters as trial {original.number}: its evaluation is reused (not trained again)")
+        return list(original.values)
 
     def _infeasible(self, trial, found: list[Infeasible], stage: str, log):
         import optuna
@@ -355,6 +406,7 @@ def run_search(space: SearchSpace, out: Path, *, trials: int | None = None, work
     storage = open_storage(url, heartbeat_s)
     study = open_study(space, storage, create=True)  # made here once: workers only load it
     fail_dead_local_trials(study)
+    requeue_interrupted_trials(study)  # here only: workers start together, one re-queue per interrupted trial
     if workers == 1:
         run_worker(space, out, url, total, heartbeat_s, on_trial=on_progress)
         return study

@@ -25,7 +25,8 @@ def _trial_row(t) -> dict[str, Any]:
     a = t.user_attrs
     row = dict(trial=t.number, state=t.state.name, params=dict(t.params))
     for key in ("config", "war", "uar", "costs", "checkpoint", "checkpoint_sha256", "train_seconds",
-                "convert_seconds", "details", "infeasible", "retry_of", "stale", "surplus", "worker"):
+                "convert_seconds", "details", "infeasible", "retry_of", "stale", "surplus", "worker", "duplicate_of",
+                "interrupted"):
         if key in a:
             row[key] = a[key]
     if isinstance(a.get("config"), dict) and "architecture" in a["config"]:
@@ -41,7 +42,8 @@ def summarize(study, space: SearchSpace, storage: str) -> tuple[dict, dict]:
     front_numbers = {t.number for t in study.best_trials} if any(t.state == TrialState.COMPLETE for t in trials) else set()
     names = [n for n, _ in space.objectives]
     candidates = []
-    for t in sorted((t for t in trials if t.number in front_numbers), key=lambda t: t.number):
+    front_trials = (t for t in trials if t.number in front_numbers and "duplicate_of" not in t.user_attrs)
+    for t in sorted(front_trials, key=lambda t: t.number):  # a repeated point is its original's candidate
         row = _trial_row(t)
         row["objectives"] = dict(zip(names, t.values))
         candidates.append(row)
@@ -52,7 +54,8 @@ def summarize(study, space: SearchSpace, storage: str) -> tuple[dict, dict]:
                 objectives=[dict(name=n, direction=d) for n, d in space.objectives],
                 trials=dict(total=sum(counts.values()), complete=counts.get("COMPLETE", 0), infeasible=len(infeasible),
                             failed=counts.get("FAIL", 0), running=counts.get("RUNNING", 0),
-                            surplus=sum(1 for t in trials if t.user_attrs.get("surplus"))),
+                            surplus=sum(1 for t in trials if t.user_attrs.get("surplus")),
+                            repeated=sum(1 for t in trials if "duplicate_of" in t.user_attrs)),
                 infeasible_by_rule=dict(sorted(Counter(t.user_attrs["infeasible"]["rule"] for t in infeasible).items())))
     front = dict(format=FRONT_FORMAT, format_version=FORMAT_VERSION, **head, candidates=candidates)
     all_rows = []
