@@ -85,6 +85,9 @@ def test_bad_recordings_one_line(tmp_path):
     empty = tmp_path / "empty.aedat4"
     write_aedat4(empty, [])
     cases = {empty: "contains no events", tmp_path / "none.aedat4": "not found"}
+    huge = tmp_path / "huge_sensor.aedat4"  # frames and tonic's Denoise allocate width x height
+    write_aedat4(huge, [(10_000, 1, 1, 1)], size=(20_000, 12))
+    cases[huge] = "declares a 20000x12 sensor"
     garbage = tmp_path / "garbage.aedat4"
     garbage.write_bytes(b"#!AEDAT4.0\r\n" + b"\x00" * 7)
     cases[garbage] = "not a readable AEDAT4 file"

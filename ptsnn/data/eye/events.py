@@ -21,6 +21,7 @@ from ptsnn.errors import InputError
 
 # tonic's event layout (tonic.io.make_structured_array): fields x, y, t (microseconds), p (0 OFF, 1 ON).
 TONIC_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+MAX_SENSOR_SIDE = 8192  # pixels per side: event cameras today are at most 1280 x 720
 MAX_EVENTS = 200_000_000  # refuse to gather more (about 6 GB): a bound, not a limit any eye clip reaches
 
 
@@ -47,6 +48,9 @@ def read_aedat4(path: str | os.PathLike[str], *, stream: int | None = None,
     if stream not in event_streams:
         raise InputError(f"{path}: no event stream with id {stream} (event streams: {sorted(event_streams)})")
     width, height = int(event_streams[stream]["width"]), int(event_streams[stream]["height"])
+    if not (1 <= width <= MAX_SENSOR_SIDE and 1 <= height <= MAX_SENSOR_SIDE):  # frames and tonic's Denoise
+        raise InputError(f"{path}: event stream {stream} declares a {width}x{height} sensor "  # allocate W x H
+                         f"(expected 1..{MAX_SENSOR_SIDE} per side)")
     chunks, total = [], 0
     try:
         for packet in decoder:
