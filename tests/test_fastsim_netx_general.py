@@ -43,12 +43,13 @@ GTS = _SITE / "tests" / "lava" / "lib" / "dl" / "netx" / "gts"
 LAVA_TIMEOUT = 300
 
 
-def _compare_with_lava(path, inputs, input_message_bits=0, num_layers=None, input_shape=None):
-    """Run both; return per-block (lava nonzero count, mismatches) after asserting shapes agree."""
+def _compare_with_lava(path, inputs, input_message_bits=0, num_layers=None, input_shape=None, **reset):
+    """Run both; return per-block (lava nonzero count, mismatches) after asserting shapes agree. ``reset``:
+    ``reset_interval`` / ``reset_offset`` for ``hdf5.Network``."""
     layers = read_netx(path, num_layers=num_layers)
-    fast = fastsim.simulate(layers, inputs, input_message_bits=input_message_bits, input_shape=input_shape)
+    fast = fastsim.simulate(layers, inputs, input_message_bits=input_message_bits, input_shape=input_shape, **reset)
     lava = lava_runner.run_netx(path, inputs, input_message_bits=input_message_bits, timeout_s=LAVA_TIMEOUT,
-                                num_layers=num_layers, input_shape=input_shape)
+                                num_layers=num_layers, input_shape=input_shape, **reset)
     assert len(lava.layer_outputs) == len(fast.layer_outputs)
     stats = []
     for a, b in zip(lava.layer_outputs, fast.layer_outputs):
@@ -234,6 +235,53 @@ def test_input_neuron_per_input_delays_recurrent_sdnn_and_huge_payloads_equal_la
                              weight_rec=2 * rng.integers(-30, 60, (4, 4)))]
     path = write_netx(tmp_path / "r2.net", layers)
     _assert_exact_and_active(_compare_with_lava(path, (rng.random((2, 6, 30)) < 0.5).astype(np.int32)))
+
+
+def _reset_net(tmp_path, rng):
+    """An input CUBA neuron, a dense CUBA layer and a recurrent CUBA layer with slow decays (state carries
+    across a reset), and a sigma-delta layer (netx ignores resets there)."""
+    layers = [InputLayerSpec((6,), CubaNeuronSpec(4096, 300, 250)),
+              DenseLayerSpec(2 * rng.integers(-20, 90, (8, 6)), CubaNeuronSpec(300, 200, 250)),
+              DenseLayerSpec(2 * rng.integers(-20, 90, (5, 8)), CubaNeuronSpec(400, 100, 200),
+                             weight_rec=2 * rng.integers(-40, 60, (5, 5))),
+              DenseLayerSpec(2 * rng.integers(10, 90, (4, 5)), SdnnNeuronSpec(1))]
+    return write_netx(tmp_path / "reset.net", layers)
+
+
+@pytest.mark.lava
+def test_reset_interval_equals_lavas_lif_reset(tmp_path):
+    """``hdf5.Network(reset_interval=7, reset_offset=3)``: every CUBA block is a LIFReset, block k reset at
+    its own phase; the fast simulator equals Lava in every block, and the resets change the spikes."""
+    rng = np.random.default_rng(11)
+    path = _reset_net(tmp_path, rng)
+    x = rng.integers(0, 160, (1, 6, 45)).astype(np.int32)
+    _assert_exact_and_active(_compare_with_lava(path, x, reset_interval=7, reset_offset=3))
+    layers = read_netx(path)
+    plain = fastsim.simulate(layers, x)
+    reset = fastsim.simulate(layers, x, reset_interval=7, reset_offset=3)
+    for k in (0, 1, 2):  # every CUBA block (input, dense, recurrent) is changed by its resets
+        assert not np.array_equal(plain.layer_outputs[k], reset.layer_outputs[k]), k
+
+
+def test_reset_schedule_and_kernel_paths():
+    """Block k of netx is reset at Lava steps t (from 1) with t % interval == (offset + 1 + k) % interval;
+    the CUBA fast path and the int32 reference agree with resets, voltages included."""
+    np.testing.assert_array_equal(np.flatnonzero(kernels.reset_steps(20, 7, 3 + 1 + 0)) + 1, [4, 11, 18])
+    assert kernels.reset_steps(5, None, 0) is None
+    with pytest.raises(ValueError):
+        kernels.reset_steps(5, 0, 0)
+    rng = np.random.default_rng(5)
+    a_in = rng.integers(-200, 900, (60, 2, 7))
+    a_in[20:40] = 0  # a silent stretch: the rest-skip and a reset inside it
+    p = loihi.CubaParams(du=100, dv=50, vth=300, bias_mant=0)
+    mask = kernels.reset_steps(60, 9, 2)
+    fast = kernels.run_cuba(a_in, p, record_voltage=True, path="fast", reset=mask)
+    ref = kernels.run_cuba(a_in, p, record_voltage=True, path="reference", reset=mask)
+    for f, r in zip(fast, ref):
+        np.testing.assert_array_equal(f, r)
+    assert not np.array_equal(fast[0], kernels.run_cuba(a_in, p))
+    with pytest.raises(InputError, match="reset interval"):
+        fastsim.simulate([InputLayerSpec((3,), CubaNeuronSpec(4096, 4096, 1))], np.ones((3, 4), np.int32), reset_interval=0)
 
 
 @pytest.mark.lava
@@ -490,6 +538,12 @@ def test_simulate_cli_fast_backend(tmp_path):
     y, y2 = np.load(tmp_path / "y.npy"), np.load(tmp_path / "y2.npy")
     assert y.shape == (2, 3, 25) and np.array_equal(y, y2) and y.sum() > 0
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    r3 = runner.invoke(app, ["simulate", str(net), "-i", str(tmp_path / "x_lava.npy"), "-o", str(tmp_path / "y3.npy"),
+                             "--steps", "25", "--reset-interval", "4", "--reset-offset", "1"])
+    assert r3.exit_code == 0, r3.output
+    want = fastsim.simulate(read_netx(net), np.load(tmp_path / "x_lava.npy"), steps=25, reset_interval=4,
+                            reset_offset=1).output
+    assert np.array_equal(np.load(tmp_path / "y3.npy"), want)
     bad = runner.invoke(app, ["simulate", str(net), "-i", str(tmp_path / "y.npy"), "-o", str(tmp_path / "z.npy")])
     assert bad.exit_code != 0 and isinstance(bad.exception, InputError) and "does not fit" in str(bad.exception)
     assert not (tmp_path / "z.npy").exists()

@@ -169,12 +169,16 @@ def fast_path_applies(a_in: np.ndarray) -> bool:
     return float(np.max(np.abs(cuba_input6(a_in)), initial=0)) < STATE_LIMIT
 
 
-def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path: str = "auto"):
+def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path: str = "auto",
+             reset: np.ndarray | None = None):
     """Run a CUBA population over time. ``a_in`` ``[T, ...]`` integer synaptic input per step.
 
     Returns bool spikes ``[T, ...]`` and, with ``record_voltage``, the voltage after each step's reset
     ``[T, ...]`` int64 (0 where the neuron spiked). ``path``: "auto" (fast path where it is proven exact,
-    else the reference), "reference" or "fast" (tests; refused outside the fast path's regime)."""
+    else the reference), "reference" or "fast" (tests; refused outside the fast path's regime).
+    ``reset`` ``[T]`` bool: steps at whose start ``u`` and ``v`` are zeroed (Lava's ``LIFReset``, which
+    netx builds for ``hdf5.Network(reset_interval=...)``; see :func:`reset_steps`). Zeroing only lowers
+    magnitudes, so the fast path's bounds still hold."""
     a_in, max_abs = _int32_channel(a_in)
     small = max_abs < STATE_LIMIT >> ACTIVATION_SHIFT  # then a_in << 6 cannot wrap and the fast path applies
     applies = fast_path_params(p) and (small or fast_path_applies(a_in))
@@ -191,10 +195,13 @@ def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path
             total = float(np.max(np.abs(a6).sum(axis=0), initial=0))
             if total < STATE_LIMIT:
                 kernel.set_current_bound(total)
-        _run_fast(kernel, a6, spikes, volts)
+        _run_fast(kernel, a6, spikes, volts, reset)
     else:
         kernel = CubaReference(a_in.shape[1:], p)
         for t in range(a_in.shape[0]):
+            if reset is not None and reset[t]:
+                kernel.u[...] = 0
+                kernel.v[...] = 0
             kernel.step(a_in[t], spikes[t])
             if volts is not None:
                 volts[t] = kernel.v
@@ -204,7 +211,18 @@ def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path
 _REST_CHECK_EVERY = 8  # steps between checks for the rest state during a run of input-free steps
 
 
-def _run_fast(kernel: CubaFast, a6: np.ndarray, spikes: np.ndarray, volts: np.ndarray | None) -> None:
+def reset_steps(steps: int, interval: int | None, offset: int) -> np.ndarray | None:
+    """``LIFReset``'s schedule over ``steps`` steps: Lava's step ``t + 1`` (time starts at 1) zeroes the state
+    when ``(t + 1) % interval == offset % interval``. None without an interval."""
+    if interval is None:
+        return None
+    if interval < 1:
+        raise ValueError(f"reset interval must be >= 1, got {interval}")
+    return (np.arange(1, steps + 1) % interval) == (offset % interval)
+
+
+def _run_fast(kernel: CubaFast, a6: np.ndarray, spikes: np.ndarray, volts: np.ndarray | None,
+              reset: np.ndarray | None = None) -> None:
     """Step the fast path over time, skipping steps that cannot change anything: without bias, a population
     whose ``u`` and ``v`` are all zero stays at zero and silent through steps without input (its output
     buffers are already zero there). Spike trains are sparse in time (NTIDIGITS: ~80 % of the steps bring no
@@ -217,7 +235,10 @@ def _run_fast(kernel: CubaFast, a6: np.ndarray, spikes: np.ndarray, volts: np.nd
     resting = True  # u = v = 0 at the start
     for t in range(steps):
         if resting and quiet is not None and quiet[t]:
-            continue
+            continue  # a reset of a resting population changes nothing
+        if reset is not None and reset[t]:
+            kernel.u[...] = 0
+            kernel.v[...] = 0
         kernel.step(a6[t], spikes[t])
         if volts is not None:
             volts[t] = kernel.v

@@ -6,6 +6,7 @@ do, (C, H, W). Flat ``[batch, neurons, time]`` inputs are accepted too (C-order 
 shape). A file whose first block is a convolution and which has no input layer takes its input shape from
 ``--input-shape`` (in the layout's order) or from the input array (``ptsnn.deploy.netx_inputs``). Values
 outside a Loihi register that Lava still simulates are simulated as Lava does, with one warning line each.
+``--reset-interval`` / ``--reset-offset`` are ``hdf5.Network``'s (CUBA blocks become ``LIFReset``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def simulate(
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
                                     "for a conv-first file without an input layer (else taken from the input array)."),
     num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (hdf5.Network(num_layers))."),
+    reset_interval: int = typer.Option(None, "--reset-interval", min=1, max=2**31 - 1,
+                                       help="Zero every CUBA neuron's state every N steps, as "
+                                            "hdf5.Network(reset_interval=N) does (LIFReset; ignored for sigma-delta)."),
+    reset_offset: int = typer.Option(0, "--reset-offset", min=0, max=2**31 - 1,
+                                     help="Phase of --reset-interval (hdf5.Network(reset_offset))."),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds before a Lava run is killed."),
 ) -> None:
     """Simulate NET on an input array and write the output layer's activity (what a RingBuffer sink on the
@@ -94,12 +100,14 @@ def simulate(
     lava_shape = shape if tell_lava else None
     t0 = time.perf_counter()
     if backend == "fast":
-        y = fastsim.simulate(layers, x, input_message_bits=input_message_bits, input_shape=lava_shape).output
+        y = fastsim.simulate(layers, x, input_message_bits=input_message_bits, input_shape=lava_shape,
+                             reset_interval=reset_interval, reset_offset=reset_offset).output
     else:
         from ptsnn.deploy import lava_runner
 
         y = lava_runner.run_netx(net, x, input_message_bits=input_message_bits, timeout_s=timeout,
-                                 num_layers=num_layers, input_shape=lava_shape).output
+                                 num_layers=num_layers, input_shape=lava_shape, reset_interval=reset_interval,
+                                 reset_offset=reset_offset).output
     seconds = time.perf_counter() - t0
     if layout == "lava-dl":
         y = netx_inputs.reverse_space(y, True)

@@ -141,12 +141,13 @@ def _cuba_params(neuron: CubaNeuronSpec, bias) -> loihi.CubaParams:
     return loihi.CubaParams.from_netx(neuron.i_decay, neuron.v_decay, neuron.vth_mant, 0 if bias is None else bias)
 
 
-def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool) -> np.ndarray:
-    """Feed-forward neuron population over time: ``a_in`` ``[T, B, *chw]`` -> outputs of the same shape."""
+def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool, reset: np.ndarray | None = None) -> np.ndarray:
+    """Feed-forward neuron population over time: ``a_in`` ``[T, B, *chw]`` -> outputs of the same shape.
+    ``reset``: LIFReset's schedule (CUBA only: netx warns and ignores it for sigma-delta neurons)."""
     if neuron is None:  # netx's default integrator: threshold 1 << 17 is above the saturated voltage
         return np.zeros(a_in.shape, bool)
     if isinstance(neuron, CubaNeuronSpec):
-        return kernels.run_cuba(a_in, _cuba_params(neuron, bias))
+        return kernels.run_cuba(a_in, _cuba_params(neuron, bias), reset=reset)
     if is_input:
         return kernels.delta_run(a_in, neuron.vth_mant)
     if neuron.sigma_output:
@@ -154,7 +155,8 @@ def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool) -> np.ndarray:
     return kernels.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias)
 
 
-def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> np.ndarray:
+def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias,
+                   reset: np.ndarray | None = None) -> np.ndarray:
     """RecurrentDense: the feed-forward synapse is vectorised, the feedback synapse runs step by step."""
     syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec, allow_zeroed=True)
     delays = layer.full_delay() if layer.delay is not None else None
@@ -185,6 +187,9 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
     rec_graded = graded  # netx builds the feedback synapse with the layer's *input* message bits
     for t in range(steps):
         a = loihi.wrap_int32(ff[t] + pending[t])
+        if out_dtype is bool and reset is not None and reset[t]:
+            kernel.u[...] = 0
+            kernel.v[...] = 0
         if out_dtype is bool:
             if fast:
                 kernel.step(kernels.cuba_input6(a).astype(np.float64), out[t])
@@ -203,24 +208,31 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias) -> 
 
 # ------------------------------------------------------------------------------------------ simulate
 def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: int = 0,
-             steps: int | None = None, input_shape: tuple[int, ...] | None = None) -> SimResult:
+             steps: int | None = None, input_shape: tuple[int, ...] | None = None,
+             reset_interval: int | None = None, reset_offset: int = 0) -> SimResult:
     """Run ``inputs`` (``[batch, *input_shape, time]`` or ``[*input_shape, time]``, Lava's order; flat
     neuron axes accepted) through ``layers``. ``input_message_bits > 0`` makes the first synapse multiply
     graded input payloads (``hdf5.Network(input_message_bits=...)``); otherwise any non-zero is a spike.
     ``steps`` pads the input with zeros (or truncates it) to that many time steps. ``input_shape`` (Lava's
     (W, H, C) order) is ``hdf5.Network(input_shape=...)``: what a conv-first file without an input layer
-    shape needs (``ptsnn.deploy.netx_inputs.resolve_input_shape`` takes it from the input array)."""
+    shape needs (``ptsnn.deploy.netx_inputs.resolve_input_shape`` takes it from the input array).
+    ``reset_interval`` / ``reset_offset`` are ``hdf5.Network``'s: every CUBA block becomes a ``LIFReset``
+    whose state is zeroed every ``reset_interval`` steps, block k (in netx's order) with phase
+    ``reset_offset + 1 + k`` (netx counts time from 1 and shifts each block by one step)."""
     try:
         net_in, blocks = network_shapes(layers, input_shape)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     x_lava, batched = prepare_inputs(inputs, net_in, steps)
     x = _from_lava(x_lava)  # [T, B, *chw]
+    if reset_interval is not None and (isinstance(reset_interval, bool) or not 1 <= reset_interval <= 2**31 - 1):
+        raise InputError(f"reset interval must be an integer in 1..2**31-1, got {reset_interval!r}")
     graded = input_message_bits > 0
     outputs, graded_flags = [], []
-    for blk in blocks:
+    for k, blk in enumerate(blocks):
         layer = layers[blk.index]
-        y = _run_block(layer, blk, x, graded)
+        reset = kernels.reset_steps(x.shape[0], reset_interval, reset_offset + 1 + k)
+        y = _run_block(layer, blk, x, graded, reset)
         outputs.append(_to_lava(y))
         neuron = layer.neuron
         graded = neuron is not None and neuron.graded
@@ -230,31 +242,34 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
     return SimResult(output, outputs, graded_flags)
 
 
-def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool) -> np.ndarray:
+def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool,
+               reset: np.ndarray | None = None) -> np.ndarray:
     steps, batch = x.shape[:2]
     if isinstance(layer, InputLayerSpec):
         a_in = loihi.wrap_int32(x)  # RingBuffer -> neuron.a_in: raw int32 data, no synapse
-        return _run_neurons(layer.neuron, a_in, None, is_input=True)
+        return _run_neurons(layer.neuron, a_in, None, is_input=True, reset=reset)
     if isinstance(layer, DenseLayerSpec):
         s = x.reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order; dense_input
         # takes spikes (any non-zero) or graded payloads as they are
         bias = _bias_internal(layer.bias, blk.chw)
         if layer.recurrent:
-            return _run_recurrent(layer, s, graded, layer.bias)
+            return _run_recurrent(layer, s, graded, layer.bias, reset)
         syn = loihi.netx_dense_weights(layer.weight, allow_zeroed=True)  # the reader warned
         delays = layer.full_delay() if layer.delay is not None else None
         a_in = dense_input(syn.weights, syn.weight_exp, delays, s, graded)
-        return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False)
+        return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False, reset=reset)
     if isinstance(layer, ConvLayerSpec):
         a_in = conv_input(payload(x, graded), layer.weight, layer.shape, layer.stride, layer.padding,
                           layer.dilation, layer.groups, name=f"layer {layer.name}")
         bias = _bias_internal(layer.bias, blk.chw) if layer.bias is not None else None
-        return _run_neurons(layer.neuron, a_in, bias, is_input=False)
+        return _run_neurons(layer.neuron, a_in, bias, is_input=False, reset=reset)
     raise TypeError(type(layer).__name__)  # pragma: no cover - network_shapes only yields neuron blocks
 
 
 def simulate_file(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
                   steps: int | None = None, num_layers: int | None = None,
-                  input_shape: tuple[int, ...] | None = None) -> SimResult:
+                  input_shape: tuple[int, ...] | None = None, reset_interval: int | None = None,
+                  reset_offset: int = 0) -> SimResult:
     """Read a netx file and :func:`simulate` it."""
-    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps, input_shape)
+    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps, input_shape,
+                    reset_interval, reset_offset)
