@@ -263,6 +263,25 @@ def test_reset_interval_equals_lavas_lif_reset(tmp_path):
         assert not np.array_equal(plain.layer_outputs[k], reset.layer_outputs[k]), k
 
 
+@pytest.mark.lava
+def test_spike_exp_equals_lava(tmp_path):
+    """``hdf5.Network(spike_exp=...)`` on Delta input, SigmaDelta (biased), recurrent SigmaDelta and Sigma output
+    blocks: equal to Lava at 0 and 3 fraction bits, and different from the default 6."""
+    rng = np.random.default_rng(12)
+    layers = [InputLayerSpec((6,), SdnnNeuronSpec(2)),
+              DenseLayerSpec(rng.integers(-60, 90, (8, 6)), SdnnNeuronSpec(3), bias=rng.integers(0, 4, 8)),
+              DenseLayerSpec(rng.integers(-40, 90, (5, 8)), SdnnNeuronSpec(2), weight_rec=rng.integers(-30, 30, (5, 5))),
+              DenseLayerSpec(rng.integers(-50, 90, (4, 5)), SdnnNeuronSpec(0, sigma_output=True))]
+    path = write_netx(tmp_path / "sdnn_exp.net", layers)
+    x = np.cumsum(rng.integers(-3, 5, (1, 6, 25)), -1).astype(np.int32)
+    for exp in (0, 3):
+        _assert_exact_and_active(_compare_with_lava(path, x, spike_exp=exp))
+    default = fastsim.simulate(read_netx(path), x).output
+    assert not np.array_equal(fastsim.simulate(read_netx(path), x, spike_exp=3).output, default)
+    with pytest.raises(InputError, match="spike_exp"):
+        fastsim.simulate(read_netx(path), x, spike_exp=-1)
+
+
 def test_reset_schedule_and_kernel_paths():
     """Block k of netx is reset at Lava steps t (from 1) with t % interval == (offset + 1 + k) % interval;
     the CUBA fast path and the int32 reference agree with resets, voltages included."""

@@ -6,7 +6,7 @@ do, (C, H, W). Flat ``[batch, neurons, time]`` inputs are accepted too (C-order 
 shape). A file whose first block is a convolution and which has no input layer takes its input shape from
 ``--input-shape`` (in the layout's order) or from the input array (``ptsnn.deploy.netx_inputs``). Values
 outside a Loihi register that Lava still simulates are simulated as Lava does, with one warning line each.
-``--reset-interval`` / ``--reset-offset`` are ``hdf5.Network``'s (CUBA blocks become ``LIFReset``).
+``--reset-interval`` / ``--reset-offset`` (CUBA blocks become ``LIFReset``) and ``--spike-exp`` are ``hdf5.Network``'s.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def simulate(
                                             "hdf5.Network(reset_interval=N) does (LIFReset; ignored for sigma-delta)."),
     reset_offset: int = typer.Option(0, "--reset-offset", min=0, max=2**31 - 1,
                                      help="Phase of --reset-interval (hdf5.Network(reset_offset))."),
+    spike_exp: int = typer.Option(6, "--spike-exp", min=0, max=16,
+                                  help="Fraction bits of sigma-delta neurons' graded spikes (hdf5.Network(spike_exp))."),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds before a Lava run is killed."),
 ) -> None:
     """Simulate NET on an input array and write the output layer's activity (what a RingBuffer sink on the
@@ -101,13 +103,13 @@ def simulate(
     t0 = time.perf_counter()
     if backend == "fast":
         y = fastsim.simulate(layers, x, input_message_bits=input_message_bits, input_shape=lava_shape,
-                             reset_interval=reset_interval, reset_offset=reset_offset).output
+                             reset_interval=reset_interval, reset_offset=reset_offset, spike_exp=spike_exp).output
     else:
         from ptsnn.deploy import lava_runner
 
         y = lava_runner.run_netx(net, x, input_message_bits=input_message_bits, timeout_s=timeout,
                                  num_layers=num_layers, input_shape=lava_shape, reset_interval=reset_interval,
-                                 reset_offset=reset_offset).output
+                                 reset_offset=reset_offset, spike_exp=spike_exp).output
     seconds = time.perf_counter() - t0
     if layout == "lava-dl":
         y = netx_inputs.reverse_space(y, True)

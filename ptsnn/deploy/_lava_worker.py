@@ -5,7 +5,7 @@ process group (Lava's runtime forks its own processes and hangs rather than fail
 Protocol: ``python -m ptsnn.deploy._lava_worker JOB.npz RESULT.npz``; the job holds ``netx_path``,
 ``inputs`` ``[batch, *input_shape, time]`` (or flat ``[batch, neurons, time]``), ``input_message_bits`` and
 ``num_layers`` (-1: all) and optionally ``input_shape`` (``hdf5.Network(input_shape=...)``, Lava's (W, H, C)
-order) and ``reset`` ([reset_interval, reset_offset]); the result holds ``layer_<i>`` ``[batch, *shape, time]`` for every netx layer
+order), ``reset`` ([reset_interval, reset_offset]) and ``spike_exp``; the result holds ``layer_<i>`` ``[batch, *shape, time]`` for every netx layer
 process and is written atomically.
 
 Where the network starts with an input layer that has a neuron (netx's ``Input`` block), the data is sent to
@@ -38,14 +38,16 @@ def run_job(job_path: str, result_path: str) -> None:
     message_bits = int(job["input_message_bits"])
     num_layers = int(job["num_layers"]) if "num_layers" in job.files else -1
     shape = tuple(int(d) for d in job["input_shape"]) if "input_shape" in job.files else None
-    reset = {}
-    if "reset" in job.files:  # hdf5.Network(reset_interval=..., reset_offset=...): LIFReset neurons
-        reset = dict(reset_interval=int(job["reset"][0]), reset_offset=int(job["reset"][1]))
+    options = {}  # further hdf5.Network(...) arguments
+    if "reset" in job.files:  # reset_interval / reset_offset: LIFReset neurons
+        options.update(reset_interval=int(job["reset"][0]), reset_offset=int(job["reset"][1]))
+    if "spike_exp" in job.files:
+        options["spike_exp"] = int(job["spike_exp"])
     batch, steps = inputs.shape[0], inputs.shape[-1]
     per_layer: dict[int, list[np.ndarray]] = {}
     for b in range(batch):
         net = hdf5.Network(net_config=netx_path, input_message_bits=message_bits,
-                           num_layers=None if num_layers < 0 else num_layers, input_shape=shape, **reset)
+                           num_layers=None if num_layers < 0 else num_layers, input_shape=shape, **options)
         target = net.in_layer.neuron.a_in if isinstance(net.in_layer, Input) else net.inp
         source = Source(data=inputs[b].reshape(*target.shape, steps))
         source.s_out.connect(target)

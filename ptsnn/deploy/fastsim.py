@@ -38,6 +38,9 @@ from ptsnn.chip import kernels
 from ptsnn.chip.synapses import conv_input, dense_input, payload
 from ptsnn.numerics import loihi
 
+MAX_SPIKE_EXP = 16  # fraction bits of a graded spike: beyond this the shifted thresholds leave int32
+
+
 @dataclass
 class SimResult:
     output: np.ndarray  # [batch, *out_shape, time] int32, Lava order: what the output RingBuffer records
@@ -141,22 +144,24 @@ def _cuba_params(neuron: CubaNeuronSpec, bias) -> loihi.CubaParams:
     return loihi.CubaParams.from_netx(neuron.i_decay, neuron.v_decay, neuron.vth_mant, 0 if bias is None else bias)
 
 
-def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool, reset: np.ndarray | None = None) -> np.ndarray:
+def _run_neurons(neuron, a_in: np.ndarray, bias, is_input: bool, reset: np.ndarray | None = None,
+                 spike_exp: int = loihi.SDNN_SPIKE_EXP) -> np.ndarray:
     """Feed-forward neuron population over time: ``a_in`` ``[T, B, *chw]`` -> outputs of the same shape.
-    ``reset``: LIFReset's schedule (CUBA only: netx warns and ignores it for sigma-delta neurons)."""
+    ``reset``: LIFReset's schedule (CUBA only: netx warns and ignores it for sigma-delta neurons);
+    ``spike_exp``: the graded spikes' fraction bits of Delta / SigmaDelta neurons (``hdf5.Network``'s)."""
     if neuron is None:  # netx's default integrator: threshold 1 << 17 is above the saturated voltage
         return np.zeros(a_in.shape, bool)
     if isinstance(neuron, CubaNeuronSpec):
         return kernels.run_cuba(a_in, _cuba_params(neuron, bias), reset=reset)
     if is_input:
-        return kernels.delta_run(a_in, neuron.vth_mant)
+        return kernels.delta_run(a_in, neuron.vth_mant, spike_exp)
     if neuron.sigma_output:
         return kernels.sigma_run(a_in)
-    return kernels.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias)
+    return kernels.sigma_delta_run(a_in, neuron.vth_mant, 0 if bias is None else bias, spike_exp)
 
 
 def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias,
-                   reset: np.ndarray | None = None) -> np.ndarray:
+                   reset: np.ndarray | None = None, spike_exp: int = loihi.SDNN_SPIKE_EXP) -> np.ndarray:
     """RecurrentDense: the feed-forward synapse is vectorised, the feedback synapse runs step by step."""
     syn, rec = loihi.netx_recurrent_weights(layer.weight, layer.weight_rec, allow_zeroed=True)
     delays = layer.full_delay() if layer.delay is not None else None
@@ -183,7 +188,7 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias,
         kernel = kernels.CubaFast((batch, n), p, max_a6) if fast else kernels.CubaReference((batch, n), p)
     else:
         kind = "sigma" if neuron.sigma_output else "sigma_delta"
-        kernel = kernels.SigmaDeltaKernel((batch, n), kind, neuron.vth_mant, 0 if bias is None else bias)
+        kernel = kernels.SigmaDeltaKernel((batch, n), kind, neuron.vth_mant, 0 if bias is None else bias, spike_exp)
     rec_graded = graded  # netx builds the feedback synapse with the layer's *input* message bits
     for t in range(steps):
         a = loihi.wrap_int32(ff[t] + pending[t])
@@ -209,7 +214,8 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias,
 # ------------------------------------------------------------------------------------------ simulate
 def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: int = 0,
              steps: int | None = None, input_shape: tuple[int, ...] | None = None,
-             reset_interval: int | None = None, reset_offset: int = 0) -> SimResult:
+             reset_interval: int | None = None, reset_offset: int = 0,
+             spike_exp: int = loihi.SDNN_SPIKE_EXP) -> SimResult:
     """Run ``inputs`` (``[batch, *input_shape, time]`` or ``[*input_shape, time]``, Lava's order; flat
     neuron axes accepted) through ``layers``. ``input_message_bits > 0`` makes the first synapse multiply
     graded input payloads (``hdf5.Network(input_message_bits=...)``); otherwise any non-zero is a spike.
@@ -218,7 +224,8 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
     shape needs (``ptsnn.deploy.netx_inputs.resolve_input_shape`` takes it from the input array).
     ``reset_interval`` / ``reset_offset`` are ``hdf5.Network``'s: every CUBA block becomes a ``LIFReset``
     whose state is zeroed every ``reset_interval`` steps, block k (in netx's order) with phase
-    ``reset_offset + 1 + k`` (netx counts time from 1 and shifts each block by one step)."""
+    ``reset_offset + 1 + k`` (netx counts time from 1 and shifts each block by one step). ``spike_exp`` is
+    ``hdf5.Network(spike_exp=...)``: the fraction bits of sigma-delta neurons' graded spikes (default 6)."""
     try:
         net_in, blocks = network_shapes(layers, input_shape)
     except ValueError as exc:
@@ -227,12 +234,14 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
     x = _from_lava(x_lava)  # [T, B, *chw]
     if reset_interval is not None and (isinstance(reset_interval, bool) or not 1 <= reset_interval <= 2**31 - 1):
         raise InputError(f"reset interval must be an integer in 1..2**31-1, got {reset_interval!r}")
+    if isinstance(spike_exp, bool) or not 0 <= spike_exp <= MAX_SPIKE_EXP:
+        raise InputError(f"spike_exp must be an integer in 0..{MAX_SPIKE_EXP}, got {spike_exp!r}")
     graded = input_message_bits > 0
     outputs, graded_flags = [], []
     for k, blk in enumerate(blocks):
         layer = layers[blk.index]
         reset = kernels.reset_steps(x.shape[0], reset_interval, reset_offset + 1 + k)
-        y = _run_block(layer, blk, x, graded, reset)
+        y = _run_block(layer, blk, x, graded, reset, spike_exp)
         outputs.append(_to_lava(y))
         neuron = layer.neuron
         graded = neuron is not None and neuron.graded
@@ -243,33 +252,34 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
 
 
 def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool,
-               reset: np.ndarray | None = None) -> np.ndarray:
+               reset: np.ndarray | None = None, spike_exp: int = loihi.SDNN_SPIKE_EXP) -> np.ndarray:
     steps, batch = x.shape[:2]
     if isinstance(layer, InputLayerSpec):
         a_in = loihi.wrap_int32(x)  # RingBuffer -> neuron.a_in: raw int32 data, no synapse
-        return _run_neurons(layer.neuron, a_in, None, is_input=True, reset=reset)
+        return _run_neurons(layer.neuron, a_in, None, is_input=True, reset=reset, spike_exp=spike_exp)
     if isinstance(layer, DenseLayerSpec):
         s = x.reshape(steps, batch, -1)  # internal (C, H, W) order == netx's flatten order; dense_input
         # takes spikes (any non-zero) or graded payloads as they are
         bias = _bias_internal(layer.bias, blk.chw)
         if layer.recurrent:
-            return _run_recurrent(layer, s, graded, layer.bias, reset)
+            return _run_recurrent(layer, s, graded, layer.bias, reset, spike_exp)
         syn = loihi.netx_dense_weights(layer.weight, allow_zeroed=True)  # the reader warned
         delays = layer.full_delay() if layer.delay is not None else None
         a_in = dense_input(syn.weights, syn.weight_exp, delays, s, graded)
-        return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False, reset=reset)
+        return _run_neurons(layer.neuron, a_in, bias if layer.bias is not None else None, is_input=False, reset=reset,
+                            spike_exp=spike_exp)
     if isinstance(layer, ConvLayerSpec):
         a_in = conv_input(payload(x, graded), layer.weight, layer.shape, layer.stride, layer.padding,
                           layer.dilation, layer.groups, name=f"layer {layer.name}")
         bias = _bias_internal(layer.bias, blk.chw) if layer.bias is not None else None
-        return _run_neurons(layer.neuron, a_in, bias, is_input=False, reset=reset)
+        return _run_neurons(layer.neuron, a_in, bias, is_input=False, reset=reset, spike_exp=spike_exp)
     raise TypeError(type(layer).__name__)  # pragma: no cover - network_shapes only yields neuron blocks
 
 
 def simulate_file(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
                   steps: int | None = None, num_layers: int | None = None,
                   input_shape: tuple[int, ...] | None = None, reset_interval: int | None = None,
-                  reset_offset: int = 0) -> SimResult:
+                  reset_offset: int = 0, spike_exp: int = loihi.SDNN_SPIKE_EXP) -> SimResult:
     """Read a netx file and :func:`simulate` it."""
     return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps, input_shape,
-                    reset_interval, reset_offset)
+                    reset_interval, reset_offset, spike_exp)

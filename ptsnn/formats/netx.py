@@ -94,8 +94,8 @@ class CubaNeuronSpec:
 @dataclass(frozen=True)
 class SdnnNeuronSpec:
     """netx ``neuron`` group of a sigma-delta (``SDNN``) neuron. netx builds a ``Delta`` process for an input
-    layer, a ``Sigma`` for ``sigma_output`` layers and a ReLU ``SigmaDelta`` otherwise, all with
-    ``spike_exp = state_exp = 6``; their outputs are graded (16 message bits by default)."""
+    layer, a ``Sigma`` for ``sigma_output`` layers and a ReLU ``SigmaDelta`` otherwise, with ``state_exp = 6``
+    and ``hdf5.Network``'s ``spike_exp`` (default 6); their outputs are graded (16 message bits by default)."""
 
     vth_mant: int
     sigma_output: bool = False
