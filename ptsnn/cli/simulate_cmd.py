@@ -62,13 +62,13 @@ def simulate(
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
                                     "for a conv-first file without an input layer (else taken from the input array)."),
     num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (hdf5.Network(num_layers))."),
-    reset_interval: int = typer.Option(None, "--reset-interval", min=1, max=2**31 - 1,
-                                       help="Zero every CUBA neuron's state every N steps, as "
-                                            "hdf5.Network(reset_interval=N) does (LIFReset; ignored for sigma-delta)."),
-    reset_offset: int = typer.Option(0, "--reset-offset", min=0, max=2**31 - 1,
-                                     help="Phase of --reset-interval (hdf5.Network(reset_offset))."),
+    reset_interval: int = typer.Option(None, "--reset-interval", min=1,
+                                       help="Zero every CUBA neuron's state every N steps, as netx's "
+                                            "reset_interval does (LIFReset; sigma-delta neurons ignore it)."),
+    reset_offset: int = typer.Option(0, "--reset-offset", min=0,
+                                     help="Phase of --reset-interval (netx's reset_offset)."),
     spike_exp: int = typer.Option(6, "--spike-exp", min=0, max=16,
-                                  help="Fraction bits of sigma-delta neurons' graded spikes (hdf5.Network(spike_exp))."),
+                                  help="Fraction bits of sigma-delta neurons' graded spikes (netx's spike_exp)."),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds before a Lava run is killed."),
 ) -> None:
     """Simulate NET on an input array and write the output layer's activity (what a RingBuffer sink on the
