@@ -120,6 +120,22 @@ def test_corrupt_image_is_named(see, damage):
     assert str(path) in message and "corrupt" in message
 
 
+def test_huge_declared_image_is_refused_before_decoding(see):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = see / "frame" / "fear" / SEQUENCES[2][0] / "00003.jpg"  # PIL reads by content, not by suffix
+    ihdr = struct.pack(">IIBBBBB", 6_000, 6_000, 8, 0, 0, 0, 0)  # 36 Mpx grey (below PIL's own limits), in 33 bytes
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(InputError) as exc:
+        load_see(see, frames=6)
+    message = one_line(exc)
+    assert "00003.jpg" in message and "6000x6000" in message
+
+
 def test_trees_must_agree(see):
     stray = see / "event" / "angry" / "9_009_man_20_Master_normal_angry_3_take000"
     stray.mkdir()

@@ -178,12 +178,19 @@ def _check_trees_agree(base: Path, classes: list[str]) -> None:
                              f"{base / other / label} (event/ and frame/ trees disagree)")
 
 
+MAX_FRAME_PIXELS = 4096 * 4096
+
+
 def _read_grey(path: Path, size: int) -> np.ndarray:
     """One image as ``[size, size]`` float32 grey in [0, 1]; a corrupt or unreadable file is an InputError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only
+            w, h = img.size
+            if w * h > MAX_FRAME_PIXELS:  # refuse before decoding (PIL's own bomb limit is ~179 Mpx)
+                raise InputError(f"{path}: a {w}x{h} image; frames of at most {MAX_FRAME_PIXELS:,} pixels are read "
+                                 "(eye cameras record 346x260 to 1280x720)")
             img.load()  # decode now: a truncated or corrupt file fails here, not later
             grey = img.convert("L").resize((size, size), Image.BILINEAR)
     except FileNotFoundError:
