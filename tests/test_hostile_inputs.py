@@ -165,3 +165,14 @@ def test_frontend_kinds_of_the_config_schema_match_the_registry():
     from ptsnn.train import config
 
     assert set(config._FRONTEND_KINDS) == set(FRONTENDS)
+
+
+def test_error_lines_print_user_text_verbatim(capsys):
+    """A file name or option value with rich markup or emoji codes (":x:", "[bold]") is printed as written."""
+    from ptsnn.cli._app import fail
+
+    with pytest.raises(SystemExit) as exc:
+        fail("--data synthetic-eye:x: [bold]not[/bold] data :smile:")
+    assert exc.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--data synthetic-eye:x: [bold]not[/bold] data :smile:" in err

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from ptsnn.errors import PtsnnError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # user text (file names, messages) may hold ":x:"-like codes: print them as written
+err_console = Console(stderr=True, emoji=False)
 
 
 _RST_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj):`~?([^`]+)`")

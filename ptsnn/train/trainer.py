@@ -356,7 +356,7 @@ def train(cfg: Config, corpus: Corpus, out_dir: str | Path, *, fold: int | None 
     t_start = time.perf_counter()
     own_ctx = ctx is None
     ctx = ctx or D.init_distributed(device)
-    console = console or Console()
+    console = console or Console(emoji=False)
     if not ctx.is_main:
         console = Console(quiet=True)
     progress = progress and ctx.is_main
@@ -589,7 +589,7 @@ def train_folds(cfg: Config, corpus: Corpus, out_dir: str | Path, folds: Sequenc
         raise InputError(f"{corpus.name}: no cross-validation folds (use its fixed split: leave out --all-folds)")
     own_ctx = ctx is None
     ctx = ctx or D.init_distributed(device)
-    console = console or Console()
+    console = console or Console(emoji=False)
     if not ctx.is_main:
         console = Console(quiet=True)
     try:
