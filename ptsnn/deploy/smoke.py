@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptsnn.fileio import atomic_output
 from ptsnn.formats.netx import CubaNeuronSpec, DenseLayerSpec, InputLayerSpec, write_netx
 
 
@@ -86,6 +87,7 @@ def run_smoke(out_dir: str | Path, cfg: SmokeConfig = SmokeConfig(), timeout_s: 
         lava_counts.append(int(lava_spikes.sum()))
         fast_counts.append(int(fast_spikes.sum()))
         mismatches.append(int((lava_spikes != fast_spikes).sum()))
-    np.savez(out_dir / "smoke_spikes.npz", inputs=inputs, lava_output=lava.output, fast_output=fast.output)
+    with atomic_output(out_dir / "smoke_spikes.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, inputs=inputs, lava_output=lava.output, fast_output=fast.output)
     return SmokeReport(netx_path, [d.name for d in dense], lava_counts, fast_counts, mismatches, cfg.steps,
                        cfg.batch, t2 - t1, t1 - t0)
