@@ -95,6 +95,11 @@ class CubaFast:
         v_bound = (u_bound + b) / (1 - fv_max) if fv_max < 1 else np.inf
         self.need_clip = not v_bound <= STATE_LIMIT - 1
 
+    def reset_state(self) -> None:
+        """``u = v = 0`` (Lava's ``LIFReset`` at its reset steps)."""
+        self.u[...] = 0
+        self.v[...] = 0
+
     def step(self, a6: np.ndarray, out: np.ndarray) -> None:
         """One step; ``a6`` is ``a_in << 6`` as float64, ``out`` the bool spike buffer to fill."""
         u, v = self.u, self.v
@@ -135,6 +140,8 @@ class CubaReference:
         self.vth = np.int64(p.vth) << THRESHOLD_SHIFT
         self.u = np.zeros(shape, np.int64)
         self.v = np.zeros(shape, np.int64)
+
+    reset_state = CubaFast.reset_state  # the same u, v state: zeroed the same way
 
     def step(self, a_in: np.ndarray, out: np.ndarray) -> None:
         decayed = wrap_int32(decay(self.u, self.du))
@@ -200,8 +207,7 @@ def run_cuba(a_in: np.ndarray, p: CubaParams, record_voltage: bool = False, path
         kernel = CubaReference(a_in.shape[1:], p)
         for t in range(a_in.shape[0]):
             if reset is not None and reset[t]:
-                kernel.u[...] = 0
-                kernel.v[...] = 0
+                kernel.reset_state()
             kernel.step(a_in[t], spikes[t])
             if volts is not None:
                 volts[t] = kernel.v
@@ -237,8 +243,7 @@ def _run_fast(kernel: CubaFast, a6: np.ndarray, spikes: np.ndarray, volts: np.nd
         if resting and quiet is not None and quiet[t]:
             continue  # a reset of a resting population changes nothing
         if reset is not None and reset[t]:
-            kernel.u[...] = 0
-            kernel.v[...] = 0
+            kernel.reset_state()
         kernel.step(a6[t], spikes[t])
         if volts is not None:
             volts[t] = kernel.v

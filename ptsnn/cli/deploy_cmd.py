@@ -276,15 +276,13 @@ def verify(
 ) -> None:
     """Compare float PyTorch, quantized PyTorch, the fast simulator and Lava per layer and per step. Exit 1
     when the fixed-point chain (quantized == fast == Lava) is not exact."""
-
     from ptsnn.deploy.bundle_io import HostRunner, load_bundle
     from ptsnn.deploy.verify import verify as run_verify
     from ptsnn.deploy.verify_data import verification_inputs
+    from ptsnn.fileio import sha256_file
     from ptsnn.train.checkpoint import load_model
 
     b = load_bundle(bundle)
-    from ptsnn.fileio import sha256_file
-
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such checkpoint file")
     if sha256_file(checkpoint) != b.manifest["source"]["sha256"]:  # streamed: a checkpoint may be gigabytes

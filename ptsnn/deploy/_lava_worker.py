@@ -5,8 +5,8 @@ process group (Lava's runtime forks its own processes and hangs rather than fail
 Protocol: ``python -m ptsnn.deploy._lava_worker JOB.npz RESULT.npz``; the job holds ``netx_path``,
 ``inputs`` ``[batch, *input_shape, time]`` (or flat ``[batch, neurons, time]``), ``input_message_bits`` and
 ``num_layers`` (-1: all) and optionally ``input_shape`` (``hdf5.Network(input_shape=...)``, Lava's (W, H, C)
-order), ``reset`` ([reset_interval, reset_offset]) and ``spike_exp``; the result holds ``layer_<i>`` ``[batch, *shape, time]`` for every netx layer
-process and is written atomically.
+order), ``reset`` ([reset_interval, reset_offset]) and ``spike_exp``; the result holds ``layer_<i>``
+``[batch, *shape, time]`` for every netx layer process and is written atomically.
 
 Where the network starts with an input layer that has a neuron (netx's ``Input`` block), the data is sent to
 that neuron's ``a_in``: netx leaves the block's own ``inp`` port unconnected inside (the compiler then fails

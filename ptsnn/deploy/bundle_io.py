@@ -65,7 +65,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     manifest_path = path / MANIFEST
     if manifest_path.is_symlink() or not manifest_path.is_file():
         raise InputError(f"{path}: not a ptsnn bundle (no manifest.json)")
-    spec = parse_manifest(_read_json(manifest_path), manifest_path)
+    spec = parse_manifest(read_manifest_json(manifest_path), manifest_path)
     listed = set(spec.files)
     for name in REQUIRED_FILES:
         if name not in listed:
@@ -84,8 +84,8 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     return Bundle(path, to_builtins(spec), graph, spec)
 
 
-def _read_json(path: Path):
-    """Bounded, UTF-8, JSON: one line naming the file otherwise."""
+def read_manifest_json(path: Path):
+    """A bundle manifest as JSON: bounded, UTF-8, no NaN literals; one line naming the file otherwise."""
     size = path.stat().st_size
     if size > MAX_MANIFEST_BYTES:
         raise InputError(f"{path}: {size:,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,})")

@@ -193,8 +193,7 @@ def _run_recurrent(layer: DenseLayerSpec, s: np.ndarray, graded: bool, bias,
     for t in range(steps):
         a = loihi.wrap_int32(ff[t] + pending[t])
         if out_dtype is bool and reset is not None and reset[t]:
-            kernel.u[...] = 0
-            kernel.v[...] = 0
+            kernel.reset_state()
         if out_dtype is bool:
             if fast:
                 kernel.step(kernels.cuba_input6(a).astype(np.float64), out[t])

@@ -41,9 +41,9 @@ def build(bundle_dir: str | Path, payload, steps: int):
     manifest_path = bundle_dir / "manifest.json"
     manifest = {}
     if manifest_path.is_file():
-        from ptsnn import safeio
+        from ptsnn.deploy.bundle_io import read_manifest_json  # the reader load_bundle uses for the same file
 
-        manifest = safeio.parse_json(safeio.read_text(manifest_path, "bundle manifest"), str(manifest_path))
+        manifest = read_manifest_json(manifest_path)
         if not isinstance(manifest, dict):
             raise InputError(f"{manifest_path}: expected a JSON object")
     netx = manifest.get("netx") or {}

@@ -52,9 +52,8 @@ def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bit
     ``[neurons, time]``) through the netx network in Lava (``Loihi2SimCfg(select_tag='fixed_pt')``), one fresh
     network per sample. ``num_layers`` and ``input_shape`` (Lava's (W, H, C) order) are
     ``hdf5.Network(num_layers=..., input_shape=...)``, as are ``reset_interval``, ``reset_offset`` and
-    ``spike_exp``. Networks
-    whose first layer is an
-    input layer with a neuron get the data on that neuron's ``a_in`` (see ``_lava_worker``)."""
+    ``spike_exp``. Networks whose first layer is an input layer with a neuron get the data on that neuron's
+    ``a_in`` (see ``_lava_worker``)."""
     inputs = np.asarray(inputs)
     if inputs.ndim == 2:
         inputs = inputs[None]
