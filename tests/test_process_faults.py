@@ -190,3 +190,56 @@ def test_a_signal_raised_inside_a_weakref_callback_is_not_lost():
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+_LATE_SIGNAL_APP = """
+import atexit, os, signal, sys, time
+SIG = getattr(signal, sys.argv[1])
+from ptsnn.cli.entry import ptsnn
+
+def _slow_exit_hook():  # stands in for torch's atexit finalisers, which the CI run was inside
+    os.kill(os.getpid(), SIG)
+    time.sleep(2)
+
+atexit.register(_slow_exit_hook)
+sys.argv[1:] = ["profiles"]
+ptsnn()  # the console script's function
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_interpreter_shutdown_ends_the_process_without_a_traceback(sig, tmp_path):
+    """Seen in CI: Ctrl-C sent to ptsnn-convert just as it finished landed in an atexit hook and printed
+    "Exception ignored in atexit callback ... KeyboardInterrupt" with a traceback."""
+    import sys
+
+    script = tmp_path / "late.py"
+    script.write_text(_LATE_SIGNAL_APP)
+    proc = subprocess.run([sys.executable, str(script), sig], capture_output=True, text=True, timeout=60)
+    assert "loihi2" in proc.stdout
+    assert "Traceback" not in proc.stderr and proc.stderr == "", proc.stderr
+    assert proc.returncode == -getattr(signal, sig)  # ended by the signal at once, not after the 2 s hook
+
+
+_EARLY_SIGNAL_APP = """
+import sys
+
+class CtrlCWhileImportingTyper:  # a Ctrl-C at start-up lands in whatever import is running
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlCWhileImportingTyper())
+from ptsnn.cli.entry import ptsnn_convert
+sys.argv[1:] = ["--help"]
+ptsnn_convert()
+"""
+
+
+def test_ctrl_c_during_start_up_prints_one_line_not_a_traceback(tmp_path):
+    import sys
+
+    script = tmp_path / "early.py"
+    script.write_text(_EARLY_SIGNAL_APP)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (130, "interrupted\n"), proc.stderr
