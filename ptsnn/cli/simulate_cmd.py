@@ -6,7 +6,8 @@ do, (C, H, W). Flat ``[batch, neurons, time]`` inputs are accepted too (C-order 
 shape). A file whose first block is a convolution and which has no input layer takes its input shape from
 ``--input-shape`` (in the layout's order) or from the input array (``ptsnn.deploy.netx_inputs``). Values
 outside a Loihi register that Lava still simulates are simulated as Lava does, with one warning line each.
-``--reset-interval`` / ``--reset-offset`` (CUBA blocks become ``LIFReset``) and ``--spike-exp`` are ``hdf5.Network``'s.
+``--reset-interval`` / ``--reset-offset`` (CUBA blocks become ``LIFReset``), ``--spike-exp`` and ``--skip-layers``
+are ``hdf5.Network``'s.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def simulate(
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
                                     "for a conv-first file without an input layer (else taken from the input array)."),
     num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (hdf5.Network(num_layers))."),
+    skip: int = typer.Option(0, "--skip-layers", min=0, help="Leave out the neuron layers among the first N "
+                             "entries (hdf5.Network(skip_layers)): the input then feeds the first kept layer."),
     reset_interval: int = typer.Option(None, "--reset-interval", min=1,
                                        help="Zero every CUBA neuron's state every N steps, as netx's "
                                             "reset_interval does (LIFReset; sigma-delta neurons ignore it)."),
@@ -84,7 +87,7 @@ def simulate(
     given = netx_inputs.parse_input_shape(input_shape, layout) if input_shape is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RegisterWarning)
-        layers = read_netx(net, num_layers=num_layers)
+        layers = read_netx(net, num_layers=num_layers, skip=skip)
     for w in caught:  # one line per register Lava simulates beyond Loihi's range
         if issubclass(w.category, RegisterWarning):
             err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True, markup=False)
@@ -99,7 +102,7 @@ def simulate(
         x, batched = fastsim.prepare_inputs(raw, shape, steps)
     except InputError as exc:
         raise InputError(exc if str(exc).startswith(str(input)) else f"{input}: {exc}") from None
-    lava_shape = shape if tell_lava else None
+    lava_shape = (given or shape) if tell_lava else None  # the file's input: differs from shape when skipped
     t0 = time.perf_counter()
     if backend == "fast":
         y = fastsim.simulate(layers, x, input_message_bits=input_message_bits, input_shape=lava_shape,
@@ -109,7 +112,7 @@ def simulate(
 
         y = lava_runner.run_netx(net, x, input_message_bits=input_message_bits, timeout_s=timeout,
                                  num_layers=num_layers, input_shape=lava_shape, reset_interval=reset_interval,
-                                 reset_offset=reset_offset, spike_exp=spike_exp).output
+                                 reset_offset=reset_offset, spike_exp=spike_exp, skip_layers=skip).output
     seconds = time.perf_counter() - t0
     if layout == "lava-dl":
         y = netx_inputs.reverse_space(y, True)

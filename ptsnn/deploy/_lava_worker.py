@@ -5,7 +5,7 @@ process group (Lava's runtime forks its own processes and hangs rather than fail
 Protocol: ``python -m ptsnn.deploy._lava_worker JOB.npz RESULT.npz``; the job holds ``netx_path``,
 ``inputs`` ``[batch, *input_shape, time]`` (or flat ``[batch, neurons, time]``), ``input_message_bits`` and
 ``num_layers`` (-1: all) and optionally ``input_shape`` (``hdf5.Network(input_shape=...)``, Lava's (W, H, C)
-order), ``reset`` ([reset_interval, reset_offset]) and ``spike_exp``; the result holds ``layer_<i>``
+order), ``reset`` ([reset_interval, reset_offset]), ``spike_exp`` and ``skip_layers``; the result holds ``layer_<i>``
 ``[batch, *shape, time]`` for every netx layer process and is written atomically.
 
 Where the network starts with an input layer that has a neuron (netx's ``Input`` block), the data is sent to
@@ -43,6 +43,8 @@ def run_job(job_path: str, result_path: str) -> None:
         options.update(reset_interval=int(job["reset"][0]), reset_offset=int(job["reset"][1]))
     if "spike_exp" in job.files:
         options["spike_exp"] = int(job["spike_exp"])
+    if "skip_layers" in job.files:
+        options["skip_layers"] = int(job["skip_layers"])
     batch, steps = inputs.shape[0], inputs.shape[-1]
     per_layer: dict[int, list[np.ndarray]] = {}
     for b in range(batch):

@@ -31,6 +31,7 @@ from ptsnn.formats.netx import (
     LayerShapes,
     LayerSpec,
     SdnnNeuronSpec,
+    SkippedLayerSpec,
     network_shapes,
     read_netx,
 )
@@ -236,6 +237,9 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
     if isinstance(spike_exp, bool) or not 0 <= spike_exp <= MAX_SPIKE_EXP:
         raise InputError(f"spike_exp must be an integer in 0..{MAX_SPIKE_EXP}, got {spike_exp!r}")
     graded = input_message_bits > 0
+    skipped = [entry.layer for entry in layers if isinstance(entry, SkippedLayerSpec)]
+    if skipped:  # netx hands the first kept layer the message bits of the last skipped one, not the caller's
+        graded = _sends_graded(skipped[-1].neuron)
     outputs, graded_flags = [], []
     for k, blk in enumerate(blocks):
         layer = layers[blk.index]
@@ -243,11 +247,15 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
         y = _run_block(layer, blk, x, graded, reset, spike_exp)
         outputs.append(_to_lava(y))
         neuron = layer.neuron
-        graded = neuron is not None and neuron.graded
+        graded = _sends_graded(neuron)
         graded_flags.append(isinstance(neuron, SdnnNeuronSpec))
         x = y
     output = outputs[-1] if batched else outputs[-1][0]
     return SimResult(output, outputs, graded_flags)
+
+
+def _sends_graded(neuron) -> bool:
+    return neuron is not None and neuron.graded
 
 
 def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool,
@@ -278,7 +286,7 @@ def _run_block(layer: LayerSpec, blk: LayerShapes, x: np.ndarray, graded: bool,
 def simulate_file(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
                   steps: int | None = None, num_layers: int | None = None,
                   input_shape: tuple[int, ...] | None = None, reset_interval: int | None = None,
-                  reset_offset: int = 0, spike_exp: int = loihi.SDNN_SPIKE_EXP) -> SimResult:
-    """Read a netx file and :func:`simulate` it."""
-    return simulate(read_netx(netx_path, num_layers=num_layers), inputs, input_message_bits, steps, input_shape,
-                    reset_interval, reset_offset, spike_exp)
+                  reset_offset: int = 0, spike_exp: int = loihi.SDNN_SPIKE_EXP, skip_layers: int = 0) -> SimResult:
+    """Read a netx file (``num_layers``, ``skip_layers`` as ``hdf5.Network`` takes them) and :func:`simulate` it."""
+    return simulate(read_netx(netx_path, num_layers=num_layers, skip=skip_layers), inputs, input_message_bits, steps,
+                    input_shape, reset_interval, reset_offset, spike_exp)

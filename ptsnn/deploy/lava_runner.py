@@ -47,12 +47,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bits: int = 0,
              timeout_s: float = DEFAULT_TIMEOUT_S, log_dir: str | os.PathLike | None = None,
              num_layers: int | None = None, input_shape: tuple[int, ...] | None = None,
-             reset_interval: int | None = None, reset_offset: int = 0, spike_exp: int = 6) -> LavaResult:
+             reset_interval: int | None = None, reset_offset: int = 0, spike_exp: int = 6,
+             skip_layers: int = 0) -> LavaResult:
     """Run ``inputs`` (``[batch, *input_shape, time]`` in Lava's order, flat ``[batch, neurons, time]``, or
     ``[neurons, time]``) through the netx network in Lava (``Loihi2SimCfg(select_tag='fixed_pt')``), one fresh
     network per sample. ``num_layers`` and ``input_shape`` (Lava's (W, H, C) order) are
-    ``hdf5.Network(num_layers=..., input_shape=...)``, as are ``reset_interval``, ``reset_offset`` and
-    ``spike_exp``. Networks whose first layer is an input layer with a neuron get the data on that neuron's
+    ``hdf5.Network(num_layers=..., input_shape=...)``, as are ``reset_interval``, ``reset_offset``,
+    ``spike_exp`` and ``skip_layers``. Networks whose first layer is an input layer with a neuron get the data on that neuron's
     ``a_in`` (see ``_lava_worker``)."""
     inputs = np.asarray(inputs)
     if inputs.ndim == 2:
@@ -64,6 +65,8 @@ def run_netx(netx_path: str | os.PathLike, inputs: np.ndarray, input_message_bit
     if reset_interval is not None:
         job["reset"] = np.asarray([reset_interval, reset_offset], np.int64)
     job["spike_exp"] = np.int64(spike_exp)
+    if skip_layers:
+        job["skip_layers"] = np.int64(skip_layers)
     data = _run_child("ptsnn.deploy._lava_worker", job, timeout_s, log_dir, Path(netx_path).name)
     outputs = [data[f"layer_{i}"] for i in range(len(data))]
     return LavaResult(outputs, Path(log_dir, "lava.log") if log_dir else None)

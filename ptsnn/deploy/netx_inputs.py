@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from ptsnn.errors import InputError
-from ptsnn.formats.netx import LayerSpec, needs_input_shape, network_shapes
+from ptsnn.formats.netx import LayerSpec, first_block_skipped, needs_input_shape, network_shapes
 
 LAYOUTS = ("lava", "lava-dl")
 LAYOUT_ALIASES = {"slayer": "lava-dl"}
@@ -86,10 +86,23 @@ def _shape_from_array(array_shape: tuple[int, ...], layout: str) -> tuple[int, .
 def resolve_input_shape(layers: list[LayerSpec], array_shape: tuple[int, ...], layout: str,
                         given: tuple[int, ...] | None = None, net_name: str = "network",
                         array_name: str = "input") -> tuple[tuple[int, ...], bool]:
-    """The network input shape in Lava's order, and whether Lava must be told it (``hdf5.Network(input_shape=)``:
-    a conv-first file without an input layer shape). ``given`` is ``--input-shape`` already in Lava's order.
+    """The network input shape in Lava's order, and whether Lava must be told an input shape
+    (``hdf5.Network(input_shape=)``: a conv-first file without an input layer shape). ``given`` is
+    ``--input-shape`` already in Lava's order; Lava is told ``given`` when there is one (the file's input,
+    which differs from the network's when the first layer is skipped), else the returned shape.
     Every mismatch is a one-line InputError naming the file and where the shape came from."""
     layout = layout_name(layout)
+    if needs_input_shape(layers) and first_block_skipped(layers):
+        # netx builds the skipped convolution too, so it needs the file's input shape; the array holds the
+        # input of the first kept layer and cannot say it
+        if given is None:
+            raise InputError(f"{net_name}: the first layer is a convolution, the file has no input layer shape and "
+                             "--skip-layers skips that layer: give the file's input shape with --input-shape "
+                             "(netx needs it to build the skipped layer)")
+        try:
+            return network_shapes(layers, given)[0], True
+        except ValueError as exc:
+            raise InputError(f"{net_name}: {exc} (--input-shape, {layout} layout)") from None
     if not needs_input_shape(layers):
         try:
             return network_shapes(layers, given)[0], False

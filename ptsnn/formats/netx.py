@@ -281,7 +281,32 @@ class FlattenLayerSpec:
     shape: tuple[int, ...] | None = None
 
 
-LayerSpec = InputLayerSpec | DenseLayerSpec | ConvLayerSpec | FlattenLayerSpec
+@dataclass(frozen=True)
+class SkippedLayerSpec:
+    """A neuron layer that ``hdf5.Network(skip_layers=k)`` builds but leaves out of the network (its index is
+    below k). netx still reads it: a skipped input or conv layer's output shape becomes the input shape of a
+    conv layer that follows, and its message bits those of the next layer; a skipped dense layer changes no
+    shape. Flatten and shape-only input entries are never wrapped (netx handles them the same either way)."""
+
+    layer: InputLayerSpec | DenseLayerSpec | ConvLayerSpec
+
+
+LayerSpec = InputLayerSpec | DenseLayerSpec | ConvLayerSpec | FlattenLayerSpec | SkippedLayerSpec
+
+
+def _is_neuron_layer(layer) -> bool:
+    return isinstance(layer, (DenseLayerSpec, ConvLayerSpec)) or (
+        isinstance(layer, InputLayerSpec) and layer.neuron is not None)
+
+
+def skip_layers(layers: list[LayerSpec], count: int) -> list[LayerSpec]:
+    """``hdf5.Network(skip_layers=count)``: the neuron layers among the first ``count`` entries of
+    ``layer/`` become :class:`SkippedLayerSpec` (netx compares ``count`` with the entry index, flatten and
+    shape-only input entries included)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InputError(f"skip_layers must be a non-negative integer, got {count!r}")
+    return [SkippedLayerSpec(layer) if i < count and _is_neuron_layer(layer) else layer
+            for i, layer in enumerate(layers)]
 
 
 def _write_neuron(group, neuron: NeuronSpec | None) -> None:
@@ -308,6 +333,8 @@ def write_netx(path: str | os.PathLike, layers: list[LayerSpec]) -> Path:
     netx could not wire (shape mismatches, conv without an input shape, dense after conv without flatten)."""
     import h5py
 
+    if any(isinstance(layer, SkippedLayerSpec) for layer in layers):
+        raise ValueError("skipped layers are an hdf5.Network option, not part of a file: write the layers unwrapped")
     network_shapes(layers)
     for i, layer in enumerate(layers):
         neuron = getattr(layer, "neuron", None)
@@ -455,11 +482,12 @@ def _read_delay(g, weight: np.ndarray, problems: list[str]) -> np.ndarray | None
     return delay
 
 
-def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[LayerSpec]:
+def read_netx(path: str | os.PathLike, num_layers: int | None = None, skip: int = 0) -> list[LayerSpec]:
     """Read a netx HDF5 file into layer specs; unreadable or unsupported content is a one-line InputError.
 
     ``num_layers`` mirrors ``hdf5.Network(num_layers=...)``: only the first ``num_layers`` entries of
-    ``layer/`` are read (e.g. to drop a trailing ``average`` layer netx cannot build)."""
+    ``layer/`` are read (e.g. to drop a trailing ``average`` layer netx cannot build). ``skip`` mirrors
+    ``hdf5.Network(skip_layers=...)`` (:func:`skip_layers`)."""
     import h5py
 
     path = Path(path)
@@ -497,6 +525,7 @@ def read_netx(path: str | os.PathLike, num_layers: int | None = None) -> list[La
                 raise InputError(f"{path}: layer {i} ({kind}): {msg}") from None
             for problem in problems:
                 warnings.warn(f"{path}: layer {i} ({kind}): {problem}", RegisterWarning, stacklevel=2)
+        layers = skip_layers(layers, skip)
         _check_chain(layers, path)
         return layers
 
@@ -589,8 +618,21 @@ def _check_chain(layers: list[LayerSpec], path) -> None:
 
 def needs_input_shape(layers: list[LayerSpec]) -> bool:
     """True for a file whose first block is a convolution and which states no input shape (netx then needs
-    ``hdf5.Network(input_shape=...)``)."""
-    return network_shapes(layers, require_input=False)[0] is None
+    ``hdf5.Network(input_shape=...)``, also when that convolution is skipped)."""
+    for entry in layers:
+        layer = entry.layer if isinstance(entry, SkippedLayerSpec) else entry
+        if isinstance(layer, InputLayerSpec):
+            if layer.shape or layer.neuron is not None:
+                return False
+        elif isinstance(layer, (ConvLayerSpec, DenseLayerSpec)):
+            return isinstance(layer, ConvLayerSpec)
+    return False
+
+
+def first_block_skipped(layers: list[LayerSpec]) -> bool:
+    """True when ``hdf5.Network(skip_layers=...)`` leaves out the file's first neuron layer: the network's
+    input is then not the file's."""
+    return any(isinstance(entry, SkippedLayerSpec) for entry in layers)
 
 
 @dataclass(frozen=True)
@@ -615,17 +657,23 @@ def network_shapes(layers: list[LayerSpec], input_shape: tuple[int, ...] | None 
     conv layer when the file has no input layer shape. netx lets a file's input layer silently override
     it; here a different shape is an error. With ``require_input=False`` a first conv layer without any
     input shape is accepted as declared (its input unknown, the returned network input ``None``): the
-    reader's check of a file that takes its input shape from the data, as netx allows."""
+    reader's check of a file that takes its input shape from the data, as netx allows. A
+    :class:`SkippedLayerSpec` is walked (and checked) as netx builds it but yields no block; the network input
+    is then the first kept block's."""
     blocks: list[LayerShapes] = []
     given_chw = tuple(int(d) for d in input_shape[::-1]) if input_shape else None
     input_chw: tuple[int, ...] | None = given_chw
     flatten_next = False
     net_input: tuple[int, ...] | None = None
-    for i, layer in enumerate(layers):
+    for i, entry in enumerate(layers):
+        layer = entry.layer if isinstance(entry, SkippedLayerSpec) else entry
         if isinstance(layer, InputLayerSpec) and layer.shape and given_chw and tuple(layer.shape) != given_chw:
             raise ValueError(f"layer {i} (input): the file's input shape (C, H, W) = {tuple(layer.shape)} differs "
                              f"from the given input shape (C, H, W) = {given_chw}")
-    for i, layer in enumerate(layers):
+    skipped_any = False  # a skipped block is built by netx (so checked here) but not kept in ``blocks``
+    for i, entry in enumerate(layers):
+        skipped = isinstance(entry, SkippedLayerSpec)
+        layer = entry.layer if skipped else entry
         prev = blocks[-1].chw if blocks else input_chw
         if isinstance(layer, InputLayerSpec):
             if layer.neuron is None:
@@ -636,18 +684,24 @@ def network_shapes(layers: list[LayerSpec], input_shape: tuple[int, ...] | None 
             chw = tuple(layer.shape)
             if not chw:
                 raise ValueError(f"layer {i} (input): a neuron needs a shape")
+            if skipped:
+                input_chw, skipped_any = chw, True  # netx: self.input_shape = layer.shape
+                continue
             blocks.append(LayerShapes(i, chw[::-1], chw, chw, False))
             net_input = chw[::-1]
         elif isinstance(layer, FlattenLayerSpec):
             flatten_next = True
         elif isinstance(layer, ConvLayerSpec):
             if prev is None and not require_input and not blocks:
-                blocks.append(LayerShapes(i, layer.shape[::-1], layer.shape, (), False))
-                flatten_next = False
+                if skipped:  # its output shape is the file's: a following conv layer's input is known
+                    input_chw, skipped_any = tuple(layer.shape), True
+                else:
+                    blocks.append(LayerShapes(i, layer.shape[::-1], layer.shape, (), False))
                 continue
             if prev is None:
                 raise ValueError(f"layer {i} (conv): input shape could not be inferred (the file has no input layer "
-                                 "shape; give one, as hdf5.Network(input_shape=...) takes it)")
+                                 "shape; give one, as hdf5.Network(input_shape=...) takes it"
+                                 + (", even for a skipped layer)" if skipped else ")"))
             if len(prev) != 3:
                 raise ValueError(f"layer {i} (conv): needs a 3-D (C, H, W) input, got {prev}")
             try:
@@ -656,28 +710,34 @@ def network_shapes(layers: list[LayerSpec], input_shape: tuple[int, ...] | None 
                 raise ValueError(f"layer {i} (conv): {exc}") from None
             if out != layer.shape:
                 raise ValueError(f"layer {i} (conv): shape {layer.shape} != computed output {out}")
+            if skipped:
+                input_chw, skipped_any = out, True
+                continue
             if not blocks:
                 net_input = prev[::-1]
             blocks.append(LayerShapes(i, out[::-1], out, prev, False))
-            flatten_next = False  # netx only honours a flatten before a dense layer
+            # a pending flatten stays pending (netx's conv branch leaves flatten_next as it is)
         elif isinstance(layer, DenseLayerSpec):
             n_in = layer.weight.shape[1]
             flat = flatten_next and bool(blocks)
-            if blocks:
+            flatten_next = False  # netx consumes a pending flatten at every dense layer, kept or skipped
+            if blocks:  # netx connects (and Lava checks) only kept blocks
                 if len(prev) > 1 and not flat:
                     raise ValueError(f"layer {i} ({layer.type}): follows a {len(prev)}-D layer {prev} without a flatten")
                 if int(np.prod(prev)) != n_in:
                     raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, previous layer has "
                                      f"{int(np.prod(prev))}")
-            else:
-                if given_chw and math.prod(given_chw) != n_in:
-                    raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, the given input shape "
-                                     f"{given_chw[::-1]} has {math.prod(given_chw)}")
+            elif given_chw and not skipped_any and math.prod(given_chw) != n_in:
+                raise ValueError(f"layer {i} ({layer.type}): weight expects {n_in} inputs, the given input shape "
+                                 f"{given_chw[::-1]} has {math.prod(given_chw)}")
+            if skipped:
+                skipped_any = True
+                continue
+            if not blocks:
                 net_input = (n_in,)
             blocks.append(LayerShapes(i, layer.shape, layer.shape, (n_in,), flat))
-            flatten_next = False
         else:  # pragma: no cover
             raise TypeError(type(layer).__name__)
     if not blocks:
-        raise ValueError("the network has no layer with neurons")
+        raise ValueError("the network has no layer with neurons" + (" after the skipped ones" if skipped_any else ""))
     return net_input, blocks
