@@ -23,7 +23,6 @@ costs it (``Family.evaluate``). Returned values are the objectives in the space'
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ptsnn.errors import InputError, PtsnnError
+from ptsnn.fileio import sha256_file
+from ptsnn.search import trial_attrs
 from ptsnn.search.family import CandidateInfeasible, Infeasible
 from ptsnn.search.space import SearchSpace
 
@@ -239,11 +240,6 @@ def counted_trials(study) -> list:
 
 
 # ---------------------------------------------------------------------------------------------- trial
-# what a trial that repeats an evaluated point takes over from it (its checkpoint included: export works)
-REUSED_ATTRS = ("config", "war", "uar", "costs", "checkpoint", "checkpoint_sha256", "train_seconds", "convert_seconds",
-                "details")
-
-
 class Objective:
     def __init__(self, space: SearchSpace, out: Path, total: int, profile, family):
         self.space, self.out, self.total, self.profile, self.family = space, Path(out), total, profile, family
@@ -291,7 +287,7 @@ class Objective:
         return None
 
     def _reuse(self, trial, original, log) -> list[float]:
-        for key in REUSED_ATTRS:
+        for key in trial_attrs.EVALUATION:  # a repeated point gets its original's evaluation
             if key in original.user_attrs:
                 trial.set_user_attr(key, original.user_attrs[key])
         trial.set_user_attr("duplicate_of", original.number)
@@ -337,7 +333,7 @@ class Objective:
         trial.set_user_attr("costs", {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
                                       for k, v in ev.costs.items()})
         trial.set_user_attr("checkpoint", os.path.relpath(ckpt, self.out))
-        trial.set_user_attr("checkpoint_sha256", hashlib.sha256(ckpt.read_bytes()).hexdigest())
+        trial.set_user_attr("checkpoint_sha256", sha256_file(ckpt))
         trial.set_user_attr("train_seconds", round(float(ev.train_seconds), 3))
         trial.set_user_attr("convert_seconds", round(float(ev.convert_seconds), 3))
         trial.set_user_attr("details", ev.details)

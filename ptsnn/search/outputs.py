@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ptsnn.fileio import atomic_write_bytes, atomic_write_text
+from ptsnn.search import trial_attrs
 from ptsnn.search.space import SearchSpace
 
 FRONT_FORMAT = "ptsnn-search-front"
@@ -24,9 +25,7 @@ PLOTS = {"pareto_energy": ("energy_uj", "energy per inference (µJ)"),
 def _trial_row(t) -> dict[str, Any]:
     a = t.user_attrs
     row = dict(trial=t.number, state=t.state.name, params=dict(t.params))
-    for key in ("config", "war", "uar", "costs", "checkpoint", "checkpoint_sha256", "train_seconds",
-                "convert_seconds", "details", "infeasible", "retry_of", "stale", "surplus", "worker", "duplicate_of",
-                "interrupted"):
+    for key in trial_attrs.LISTED:
         if key in a:
             row[key] = a[key]
     if isinstance(a.get("config"), dict) and "architecture" in a["config"]:
