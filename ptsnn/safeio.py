@@ -154,6 +154,12 @@ def parse_json(text: str, origin: str) -> Any:
     return check_depth(value, origin, lim.max_depth)
 
 
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """A JSON file through :func:`read_text` and :func:`parse_json`: bounded size and nesting, UTF-8, no
+    NaN/Infinity literals; every defect one InputError naming the file."""
+    return parse_json(read_text(path, what), str(path))
+
+
 def parse_toml(text: str, origin: str) -> dict:
     """TOML with bounded size and nesting; errors name ``origin``."""
     lim = limits()

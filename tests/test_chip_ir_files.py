@@ -149,6 +149,8 @@ CASES = {
     "truncated_json": (_raw_json(b'{"format": "ptsnn-chip-ir", "flush'), "not valid JSON"),
     "deeply_nested": (_raw_json(b'{"format": "ptsnn-chip-ir", "meta": ' + b"[" * 100000 + b"]" * 100000 + b"}"),
                       "nested too deeply"),
+    "nan_literal_in_meta": (lambda d: (d / "chip_graph.json").write_text(
+        (d / "chip_graph.json").read_text().replace('"meta": {', '"meta": {"scale": NaN, ', 1)), "NaN"),
     "nonzero_lies": (_set(["synapses", 2, "nonzero"], 1), "nonzero"),
     "dataset_missing": (_h5(lambda f: f.__delitem__("synapses/p1->sd/delay")), "missing"),
     "dataset_is_group": (_h5(lambda f: (f.__delitem__("population/c1/bias"), f.create_group("population/c1/bias"))),

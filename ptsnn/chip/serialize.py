@@ -31,6 +31,8 @@ from ptsnn.chip.ir import (
     SigmaDeltaPopulation,
     Synapses,
 )
+from ptsnn import safeio
+from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_output, atomic_write_text
 from ptsnn.formats.strict import Strict, convert, describe
 
@@ -187,12 +189,10 @@ def write_chip_graph(graph: ChipGraph, directory: str | os.PathLike, stem: str =
 
 # ---------------------------------------------------------------------------------------------- reading
 def parse_structure(text: str, where: str) -> GraphSchema:
-    try:
-        raw = json.loads(text)
-    except RecursionError:
-        raise IRError(f"{where}: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise IRError(f"{where}: not valid JSON ({exc})") from None
+    try:  # the one bounded JSON parser: no NaN literals (meta is free-form), bounded nesting
+        raw = safeio.parse_json(text, where)
+    except InputError as exc:
+        raise IRError(str(exc)) from None
     if not isinstance(raw, dict):
         raise IRError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     if raw.get("format") != FORMAT:

@@ -7,7 +7,6 @@ checkpoint to run a bundle. Every file is checked against the manifest's sha256 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ptsnn.deploy.bundle_schema import (
     parse_manifest,
     resolve_inside,
 )
+from ptsnn import safeio
 from ptsnn.errors import InputError
 from ptsnn.fileio import sha256_file
 from ptsnn.formats.strict import to_builtins
@@ -85,26 +85,12 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
 
 
 def read_manifest_json(path: Path):
-    """A bundle manifest as JSON: bounded, UTF-8, no NaN literals; one line naming the file otherwise."""
+    """A bundle manifest as JSON: at most a manifest's size, then the one bounded JSON reader (UTF-8, no NaN
+    literals, bounded nesting); one line naming the file otherwise."""
     size = path.stat().st_size
     if size > MAX_MANIFEST_BYTES:
         raise InputError(f"{path}: {size:,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,})")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except ValueError as exc:  # NaN / Infinity: Python's json reads them, JSON has no such numbers
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply") from None
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
+    return safeio.read_json(path, "manifest")
 
 
 def _read_graph(path: Path) -> ChipGraph:

@@ -142,7 +142,7 @@ def quiet_transformers() -> Iterator[None]:
 def _read_json(path: Path) -> dict[str, Any]:
     from ptsnn import safeio
 
-    data = safeio.parse_json(safeio.read_text(path, "JSON file"), str(path))  # bounded size and nesting
+    data = safeio.read_json(path, "JSON file")
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
     return data

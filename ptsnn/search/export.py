@@ -8,12 +8,12 @@ from pathlib import Path
 
 from ptsnn.errors import InputError
 from ptsnn.fileio import atomic_write_bytes
-from ptsnn.safeio import parse_json, read_text
+from ptsnn.safeio import read_json
 
 
 def read_trials(run: Path) -> dict:
     path = Path(run) / "trials.json"
-    doc = parse_json(read_text(path, "search trials"), str(path))
+    doc = read_json(path, "search trials")
     if not isinstance(doc, dict) or doc.get("format") != "ptsnn-search-trials" or not isinstance(doc.get("rows"), list):
         raise InputError(f"{path}: not a ptsnn search trials file (format ptsnn-search-trials with rows)")
     return doc

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ptsnn.errors import InputError
-from ptsnn.safeio import parse_json, read_text
+from ptsnn.safeio import read_json
 
 ARCH_FIELDS = ("conv", "dense", "steps_per_window", "frames_per_clip", "temporal_encoding", "window_margin")
 
@@ -35,7 +35,7 @@ def read_architecture(spec: str) -> dict:
     path = Path(path_s)
     if path.is_dir():
         path = path / "front.json"
-    doc = parse_json(read_text(path, "architecture file"), str(path))
+    doc = read_json(path, "architecture file")
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object")
     if sep:

@@ -93,7 +93,7 @@ def _read_annotations(path: Path) -> tuple[list[str], dict[str, dict]]:
 
     if not path.exists():
         raise InputError(f"{path}: missing (expected {_LAYOUT})")
-    doc = safeio.parse_json(safeio.read_text(path, "annotation file"), str(path))  # bounded size and nesting
+    doc = safeio.read_json(path, "annotation file")
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected an object with 'labels' and 'database'")
     labels = doc.get("labels")
