@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,9 @@ from ptsnn.formats.netx import (
     write_netx,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_fastsim_netx_general import _reset_net  # noqa: E402
+
 compat.apply()
 LAVA_TIMEOUT = 300
 
@@ -44,20 +48,10 @@ def _fast_and_lava(path, x, skip, **options):
     return fast
 
 
-def _dense_chain(tmp_path, rng):
-    """Input CUBA neuron, dense, recurrent dense, sigma-delta dense: skipping 2 leaves a recurrent first block."""
-    layers = [InputLayerSpec((6,), CubaNeuronSpec(4096, 300, 250)),
-              DenseLayerSpec(2 * rng.integers(-20, 90, (8, 6)), CubaNeuronSpec(300, 200, 250)),
-              DenseLayerSpec(2 * rng.integers(-20, 90, (5, 8)), CubaNeuronSpec(400, 100, 200),
-                             weight_rec=2 * rng.integers(-40, 60, (5, 5))),
-              DenseLayerSpec(2 * rng.integers(10, 90, (4, 5)), SdnnNeuronSpec(1))]
-    return write_netx(tmp_path / "chain.net", layers)
-
-
 @pytest.mark.lava
 def test_skipping_the_input_and_a_dense_layer_with_resets_equals_lava(tmp_path):
     rng = np.random.default_rng(5)
-    path = _dense_chain(tmp_path, rng)
+    path = _reset_net(tmp_path, rng)  # input CUBA neuron, dense, recurrent dense, sigma-delta dense
     x = (rng.random((1, 8, 45)) < 0.4).astype(np.int32)  # the kept recurrent layer's 8 inputs
     fast = _fast_and_lava(path, x, 2, reset_interval=7, reset_offset=3)
     assert len(fast.layer_outputs) == 2
