@@ -63,7 +63,7 @@ def unbalanced(line: str) -> bool:
 
 @pytest.fixture(scope="module")
 def pages():
-    return {w: dict(_help_pages(w)) for w in (100, 400)}
+    return {w: dict(_help_pages(w)) for w in (80, 100, 400)}
 
 
 def test_every_help_page_is_free_of_markup_residue_and_hard_breaks(pages):
@@ -72,8 +72,11 @@ def test_every_help_page_is_free_of_markup_residue_and_hard_breaks(pages):
     for width, rendered in pages.items():
         for name, out in rendered.items():
             problems += [f"{name}: residue {r!r}" for r in RESIDUE if r in out]
-            problems += [f"{name}: unbalanced brackets in {c!r}" for c in _cells(out) if unbalanced(c)]
+            if width >= 100:  # at 80 columns a bracketed phrase may wrap over two lines
+                problems += [f"{name}: unbalanced brackets in {c!r}" for c in _cells(out) if unbalanced(c)]
             problems += [f"{name} (width {width}): hard break {b}" for b in hard_breaks(out, width)]
+            # rich cuts a word longer than the help column with an ellipsis: the reader loses it
+            problems += [f"{name} (width {width}): cut word in {c!r}" for c in _cells(out) if "…" in c]
     assert not problems, "\n".join(problems)
 
 

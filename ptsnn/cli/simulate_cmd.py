@@ -57,14 +57,14 @@ def simulate(
     backend: str = typer.Option("fast", "--backend", "-b", help="fast (bit-exact numpy simulator) or lava (Lava CPU, fixed_pt)."),
     steps: int = typer.Option(None, "--steps", min=1, help="Time steps to run: pads the input with zeros or truncates it."),
     input_message_bits: int = typer.Option(0, "--input-message-bits", min=0, max=24,
-                                           help="> 0: the input carries graded payloads (hdf5.Network(input_message_bits))."),
+                                           help="> 0: the input carries graded payloads (netx's input_message_bits)."),
     layout: str = typer.Option("lava", "--layout", help="Axis order of shape: lava (W,H,C) or lava-dl (C,H,W; "
                                                         "also called slayer)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
                                     "for a conv-first file without an input layer (else taken from the input array)."),
-    num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (hdf5.Network(num_layers))."),
+    num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (netx's num_layers)."),
     skip: int = typer.Option(0, "--skip-layers", min=0, help="Leave out the neuron layers among the first N "
-                             "entries (hdf5.Network(skip_layers)): the input then feeds the first kept layer."),
+                             "entries, as netx's skip_layers does: the input then feeds the first kept layer."),
     reset_interval: int = typer.Option(None, "--reset-interval", min=1,
                                        help="Zero every CUBA neuron's state every N steps, as netx's "
                                             "reset_interval does (LIFReset; sigma-delta neurons ignore it)."),
