@@ -10,7 +10,8 @@ The input shape comes, in this order, from the file (an input layer's ``shape``,
 weight), from ``--input-shape`` (given in the chosen layout's order) or, for a file whose first block is a
 convolution and which states no input shape, from the input array itself. That is what lava-dl's
 ``hdf5.Network(input_shape=...)`` takes (in Lava's order); netx lets a file's input layer override it
-silently, here a disagreement is an error.
+silently, here a disagreement is an error. With ``--skip-layers`` the array feeds the first kept layer;
+``--input-shape`` stays the file's input (netx still builds the skipped layers from it).
 """
 
 from __future__ import annotations
