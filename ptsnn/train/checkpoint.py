@@ -118,6 +118,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, config
     }
     if calibration is not None:
         payload["calibration"] = _plain(dict(calibration), "calibration")
+    return save_payload(payload, p)
+
+
+def save_payload(payload: dict, p: Path) -> Path:
+    """``torch.save`` of a checkpoint dict, atomically and on disk before the rename makes it visible."""
     with atomic_output(p) as tmp, open(tmp, "wb") as f:
         torch.save(payload, f)
         f.flush()

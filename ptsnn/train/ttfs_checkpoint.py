@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from ptsnn.errors import InputError, PtsnnError
-from ptsnn.fileio import atomic_output
-from ptsnn.train.checkpoint import FORMAT, FORMAT_VERSION, _plain, _short, _torch_load, check_state_dict, versions
+from ptsnn.train.checkpoint import (FORMAT, FORMAT_VERSION, _plain, _short, _torch_load, check_state_dict, save_payload,
+                                    versions)
 
 MODEL_KIND = "ttfs"
 REQUIRED = ("format", "format_version", "model_kind", "state_dict", "config", "windows", "label_map", "versions")
@@ -67,11 +67,7 @@ def save_ttfs_checkpoint(path: str | os.PathLike[str], net: torch.nn.Module, win
         "versions": versions(),
         "metrics": _plain(dict(metrics or {}), "metrics"),
     }
-    with atomic_output(p) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    return p
+    return save_payload(payload, p)
 
 
 def checkpoint_kind(obj: Any) -> str:
