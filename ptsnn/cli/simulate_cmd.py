@@ -77,7 +77,7 @@ def simulate(
     """Simulate NET on an input array and write the output layer's activity (what a RingBuffer sink on the
     network's output port records: 0/1 spikes, or graded payloads for sigma-delta layers)."""
     from ptsnn.deploy import fastsim, netx_inputs
-    from ptsnn.formats.netx import read_netx
+    from ptsnn.formats.netx import SkippedLayerSpec, read_netx
 
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -119,6 +119,8 @@ def simulate(
     if not batched:
         y = y[0]
     save_array_atomic(out, y.astype(np.int32))
-    console.print(f"{backend}: {x.shape[0]} sample(s) x {x.shape[-1]} steps through {len(layers)} netx layers in "
+    n_skipped = sum(isinstance(layer, SkippedLayerSpec) for layer in layers)
+    skipped = f" ({n_skipped} skipped)" if n_skipped else ""
+    console.print(f"{backend}: {x.shape[0]} sample(s) x {x.shape[-1]} steps through {len(layers)} netx layers{skipped} in "
                   f"{seconds:.2f} s; output {tuple(y.shape)}, {int(np.count_nonzero(y))} non-zero -> {out}",
                   highlight=False, soft_wrap=True, markup=False)
