@@ -62,7 +62,8 @@ def simulate(
                                                         "also called slayer)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape in the --layout's order (e.g. 2,8,6): "
                                     "for a conv-first file without an input layer (else taken from the input array)."),
-    num_layers: int = typer.Option(None, "--num-layers", min=1, help="Only the first N netx layers (netx's num_layers)."),
+    num_layers: int = typer.Option(None, "--num-layers", min=1,
+                                   help="Only the first N netx layers (netx's num_layers)."),
     skip: int = typer.Option(0, "--skip-layers", min=0, help="Leave out the neuron layers among the first N "
                              "entries, as netx's skip_layers does: the input then feeds the first kept layer."),
     reset_interval: int = typer.Option(None, "--reset-interval", min=1,
@@ -121,6 +122,7 @@ def simulate(
     save_array_atomic(out, y.astype(np.int32))
     n_skipped = sum(isinstance(layer, SkippedLayerSpec) for layer in layers)
     skipped = f" ({n_skipped} skipped)" if n_skipped else ""
-    console.print(f"{backend}: {x.shape[0]} sample(s) x {x.shape[-1]} steps through {len(layers)} netx layers{skipped} in "
-                  f"{seconds:.2f} s; output {tuple(y.shape)}, {int(np.count_nonzero(y))} non-zero -> {out}",
+    console.print(f"{backend}: {x.shape[0]} sample(s) x {x.shape[-1]} steps through {len(layers)} netx layers"
+                  f"{skipped} in {seconds:.2f} s; output {tuple(y.shape)}, {int(np.count_nonzero(y))} non-zero "
+                  f"-> {out}",
                   highlight=False, soft_wrap=True, markup=False)
