@@ -154,10 +154,14 @@ def parse_json(text: str, origin: str) -> Any:
     return check_depth(value, origin, lim.max_depth)
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+def read_json(path: str | os.PathLike, what: str = "JSON file", *, expect_object: bool = False) -> Any:
     """A JSON file through :func:`read_text` and :func:`parse_json`: bounded size and nesting, UTF-8, no
-    NaN/Infinity literals; every defect one InputError naming the file."""
-    return parse_json(read_text(path, what), str(path))
+    NaN/Infinity literals; with ``expect_object`` the top level must be an object. Every defect is one
+    InputError naming the file."""
+    doc = parse_json(read_text(path, what), str(path))
+    if expect_object and not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return doc
 
 
 def parse_toml(text: str, origin: str) -> dict:

@@ -84,13 +84,13 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
     return Bundle(path, to_builtins(spec), graph, spec)
 
 
-def read_manifest_json(path: Path):
+def read_manifest_json(path: Path, expect_object: bool = False):
     """A bundle manifest as JSON: at most a manifest's size, then the one bounded JSON reader (UTF-8, no NaN
     literals, bounded nesting); one line naming the file otherwise."""
     size = path.stat().st_size
     if size > MAX_MANIFEST_BYTES:
         raise InputError(f"{path}: {size:,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,})")
-    return safeio.read_json(path, "manifest")
+    return safeio.read_json(path, "manifest", expect_object=expect_object)
 
 
 def _read_graph(path: Path) -> ChipGraph:

@@ -226,16 +226,16 @@ def simulate(layers: list[LayerSpec], inputs: np.ndarray, input_message_bits: in
     whose state is zeroed every ``reset_interval`` steps, block k (in netx's order) with phase
     ``reset_offset + 1 + k`` (netx counts time from 1 and shifts each block by one step). ``spike_exp`` is
     ``hdf5.Network(spike_exp=...)``: the fraction bits of sigma-delta neurons' graded spikes (default 6)."""
+    if reset_interval is not None and (isinstance(reset_interval, bool) or not 1 <= reset_interval <= 2**31 - 1):
+        raise InputError(f"reset interval must be an integer in 1..2**31-1, got {reset_interval!r}")
+    if isinstance(spike_exp, bool) or not 0 <= spike_exp <= MAX_SPIKE_EXP:
+        raise InputError(f"spike_exp must be an integer in 0..{MAX_SPIKE_EXP}, got {spike_exp!r}")
     try:
         net_in, blocks = network_shapes(layers, input_shape)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     x_lava, batched = prepare_inputs(inputs, net_in, steps)
     x = _from_lava(x_lava)  # [T, B, *chw]
-    if reset_interval is not None and (isinstance(reset_interval, bool) or not 1 <= reset_interval <= 2**31 - 1):
-        raise InputError(f"reset interval must be an integer in 1..2**31-1, got {reset_interval!r}")
-    if isinstance(spike_exp, bool) or not 0 <= spike_exp <= MAX_SPIKE_EXP:
-        raise InputError(f"spike_exp must be an integer in 0..{MAX_SPIKE_EXP}, got {spike_exp!r}")
     graded = input_message_bits > 0
     skipped = [entry.layer for entry in layers if isinstance(entry, SkippedLayerSpec)]
     if skipped:  # netx hands the first kept layer the message bits of the last skipped one, not the caller's

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ptsnn.chip.ir import Accumulator, ConvSynapses, CubaPopulation, FireOncePopulation
-from ptsnn.errors import InputError
 
 
 def build(bundle_dir: str | Path, payload, steps: int):
@@ -43,9 +42,7 @@ def build(bundle_dir: str | Path, payload, steps: int):
     if manifest_path.is_file():
         from ptsnn.deploy.bundle_io import read_manifest_json  # the reader load_bundle uses for the same file
 
-        manifest = read_manifest_json(manifest_path)
-        if not isinstance(manifest, dict):
-            raise InputError(f"{manifest_path}: expected a JSON object")
+        manifest = read_manifest_json(manifest_path, expect_object=True)
     netx = manifest.get("netx") or {}
     netx_file = bundle_dir / netx["file"] if netx.get("file") else None
     return build_chip(graph, payload, steps, netx_file, netx.get("layers") or [], netx.get("input_message_bits", 0))

@@ -142,10 +142,7 @@ def quiet_transformers() -> Iterator[None]:
 def _read_json(path: Path) -> dict[str, Any]:
     from ptsnn import safeio
 
-    data = safeio.read_json(path, "JSON file")
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data
+    return safeio.read_json(path, "JSON file", expect_object=True)
 
 
 def cached_sha256(paths: list[Path]) -> str:

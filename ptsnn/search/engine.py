@@ -210,9 +210,14 @@ def fail_dead_local_trials(study) -> list[int]:
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another worker got there first
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        _requeue(study, t)
         failed.append(t.number)
     return failed
+
+
+def _requeue(study, t) -> None:
+    """Queue ``t``'s parameters again; the new trial says which one it retries (``retry_of``)."""
+    study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
 
 
 def requeue_interrupted_trials(study) -> list[int]:
@@ -225,7 +230,7 @@ def requeue_interrupted_trials(study) -> list[int]:
     requeued = []
     for t in trials:
         if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            _requeue(study, t)
             requeued.append(t.number)
     return requeued
 

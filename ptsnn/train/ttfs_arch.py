@@ -35,9 +35,7 @@ def read_architecture(spec: str) -> dict:
     path = Path(path_s)
     if path.is_dir():
         path = path / "front.json"
-    doc = read_json(path, "architecture file")
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: expected a JSON object")
+    doc = read_json(path, "architecture file", expect_object=True)
     if sep:
         try:
             trial = int(trial_s)
